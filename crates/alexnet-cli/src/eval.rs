@@ -1,0 +1,135 @@
+//! `alexnet eval CKPT...`: top-1 and top-5 error on a split; several checkpoints are an ensemble
+//! whose softmax outputs are averaged (Section 6, "averaging the predictions of five similar CNNs").
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use alexnet_data::{BatchLoader, DecodedSet, ImageFolder, ViewPlan};
+use alexnet_eval::evaluate;
+use alexnet_train::Checkpoint;
+use alexnet_train::backend::device;
+use alexnet_train::checkpoint::{model_from_checkpoint, resolve_checkpoint};
+use alexnet_train::trainer::progress_bar;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Checkpoint files or run directories (their best checkpoint); more than one is an ensemble.
+    #[arg(required = true)]
+    checkpoints: Vec<PathBuf>,
+    /// Folder of the split to evaluate (`<class>/<image>`); default: the first checkpoint's
+    /// validation split.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Average the softmax over ten views: four corners, centre, and their reflections (Section 4.1).
+    #[arg(long)]
+    ten_crop: bool,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Print the per-class accuracy too.
+    #[arg(long)]
+    per_class: bool,
+    /// Write the full report (errors, per-class accuracy, confusion matrix) as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Compute backend.
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let device = device(&args.backend)?;
+    let checkpoints = args
+        .checkpoints
+        .iter()
+        .map(|path| {
+            let path = resolve_checkpoint(path);
+            Checkpoint::load(&path).map(|c| (path, c))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (first_path, first) = &checkpoints[0];
+    for (path, checkpoint) in &checkpoints[1..] {
+        if checkpoint.class_names != first.class_names {
+            bail!(
+                "{}: its classes differ from those of {}",
+                path.display(),
+                first_path.display()
+            );
+        }
+    }
+    let split = args
+        .data
+        .clone()
+        .unwrap_or_else(|| first.recipe.data.dir.join(&first.recipe.data.val_split));
+    let folder = ImageFolder::scan(&split)?;
+    folder.expect_classes(&first.class_names)?;
+    let plan = if args.ten_crop {
+        ViewPlan::TenCrop
+    } else {
+        ViewPlan::Centre
+    };
+
+    let mut members = Vec::new();
+    let mut decoded: Vec<(usize, Arc<DecodedSet>)> = Vec::new();
+    for (path, checkpoint) in &checkpoints {
+        let model = model_from_checkpoint(checkpoint, &device)
+            .with_context(|| path.display().to_string())?;
+        let side = checkpoint.recipe.data.resize;
+        let set = match decoded.iter().find(|(s, _)| *s == side) {
+            Some((_, set)) => set.clone(),
+            None => {
+                let set = Arc::new(DecodedSet::load(
+                    &folder,
+                    side,
+                    &progress_bar(0, args.quiet, "decode"),
+                )?);
+                decoded.push((side, set.clone()));
+                set
+            }
+        };
+        let crop = checkpoint.recipe.model.input_size();
+        let loader = BatchLoader::new(
+            set,
+            Arc::new(checkpoint.stats.clone()),
+            crop,
+            args.batch_size,
+            plan,
+            0,
+        )?;
+        members.push((model, loader));
+    }
+    let report = evaluate(&members, &device, &progress_bar(0, args.quiet, "eval"));
+
+    let views = if args.ten_crop {
+        "10-crop"
+    } else {
+        "centre crop"
+    };
+    let who = if members.len() > 1 {
+        format!("ensemble of {}", members.len())
+    } else {
+        first_path.display().to_string()
+    };
+    println!(
+        "{who} on {} ({} images, {views})",
+        split.display(),
+        report.images
+    );
+    println!(
+        "top-1 error {:.4}  top-5 error {:.4}",
+        report.top1_error, report.top5_error
+    );
+    if args.per_class {
+        for (name, accuracy) in report.class_names.iter().zip(&report.per_class_accuracy) {
+            println!("  {name:<24} accuracy {accuracy:.4}");
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

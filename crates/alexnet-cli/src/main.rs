@@ -1,0 +1,52 @@
+//! `alexnet`: train, evaluate and use the network of Krizhevsky, Sutskever & Hinton (2012).
+//!
+//! Each subcommand lives in its own file; this file only parses and dispatches. Errors are printed
+//! on one line (`error: ...`) with a non-zero exit code.
+
+mod demo;
+mod eval;
+mod info;
+mod predict;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "alexnet",
+    version,
+    about = "AlexNet (Krizhevsky, Sutskever & Hinton, 2012) in Rust"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a model's layers: output shapes, parameters and multiply-adds per image.
+    Info(info::InfoArgs),
+    /// Train a network with the paper's recipe (or a recipe file and overrides).
+    Train(train::TrainArgs),
+    /// Top-1 / top-5 error of one checkpoint or an ensemble, centre crop or 10-crop.
+    Eval(eval::EvalArgs),
+    /// The five most probable labels of each image.
+    Predict(predict::PredictArgs),
+    /// Train the small CIFAR model on the images committed in fixtures/, then evaluate and predict.
+    Demo(demo::DemoArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(args) => info::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Demo(args) => demo::run(args),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,107 @@
+//! `alexnet predict CKPT IMAGE...`: the five most probable labels of each image (Figure 4).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alexnet_data::decode::load_square_patch;
+use alexnet_data::{BatchLoader, DecodedSet, ViewPlan};
+use alexnet_eval::predictions::model_probabilities;
+use alexnet_eval::top_k;
+use alexnet_train::Checkpoint;
+use alexnet_train::backend::device;
+use alexnet_train::checkpoint::{model_from_checkpoint, resolve_checkpoint};
+use anyhow::{Context, Result};
+use clap::Args;
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// Checkpoint file or run directory.
+    checkpoint: PathBuf,
+    /// Images to classify.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// ImageNet synset words file (`n01440764 tench, Tinca tinca` per line) naming the classes.
+    #[arg(long)]
+    synset_words: Option<PathBuf>,
+    /// How many labels to show.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Average ten views instead of the centre crop.
+    #[arg(long)]
+    ten_crop: bool,
+    #[arg(long, default_value = "flex")]
+    backend: String,
+}
+
+/// Reads `wnid words...` lines into a map from the folder name to its words.
+pub fn read_synset_words(path: &Path) -> Result<HashMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (id, words) = line.trim().split_once(char::is_whitespace)?;
+            Some((id.to_string(), words.trim().to_string()))
+        })
+        .collect())
+}
+
+pub fn run(args: PredictArgs) -> Result<()> {
+    let device = device(&args.backend)?;
+    let path = resolve_checkpoint(&args.checkpoint);
+    let checkpoint = Checkpoint::load(&path)?;
+    let model =
+        model_from_checkpoint(&checkpoint, &device).with_context(|| path.display().to_string())?;
+    let words = match &args.synset_words {
+        Some(file) => read_synset_words(file)?,
+        None => HashMap::new(),
+    };
+    let label = |class: usize| {
+        let name = &checkpoint.class_names[class];
+        words
+            .get(name)
+            .map_or(name.clone(), |w| format!("{name} {w}"))
+    };
+
+    let side = checkpoint.recipe.data.resize;
+    let mut pixels = Vec::new();
+    for image in &args.images {
+        pixels.extend(load_square_patch(image, side)?);
+    }
+    let set = DecodedSet::from_patches(
+        side,
+        pixels,
+        vec![0; args.images.len()],
+        checkpoint.class_names.clone(),
+    );
+    let plan = if args.ten_crop {
+        ViewPlan::TenCrop
+    } else {
+        ViewPlan::Centre
+    };
+    let crop = checkpoint.recipe.model.input_size();
+    let loader = BatchLoader::new(
+        Arc::new(set),
+        Arc::new(checkpoint.stats.clone()),
+        crop,
+        32,
+        plan,
+        0,
+    )?;
+    let classes = checkpoint.class_names.len();
+    let mut image_paths = args.images.iter();
+    for batch in loader.epoch(0, 0) {
+        let probabilities = model_probabilities(&model, &batch, &device);
+        for row in probabilities.chunks_exact(classes) {
+            println!(
+                "{}",
+                image_paths.next().expect("one row per image").display()
+            );
+            for class in top_k(row, args.top.min(classes)) {
+                println!("  {:>6.2}%  {}", 100.0 * row[class], label(class));
+            }
+        }
+    }
+    Ok(())
+}

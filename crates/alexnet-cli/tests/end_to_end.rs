@@ -1,0 +1,148 @@
+//! The whole system on the 600 committed CIFAR-10 images: train, evaluate, predict, resume.
+
+mod common;
+use common::*;
+
+fn train_demo(run_dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let data = fixtures();
+    let mut args = vec![
+        "train",
+        "--recipe",
+        "recipes/demo.toml",
+        "--data",
+        data.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    alexnet(&args)
+}
+
+#[test]
+fn training_lowers_the_loss_and_beats_chance_then_eval_and_predict_work() {
+    let run = temp_dir("e2e");
+    let out = train_demo(&run, &["--epochs", "8"]);
+    assert!(out.status.success(), "train failed: {}", stderr(&out));
+    let m = metrics(&run);
+    assert_eq!(m.len(), 8);
+    let first_loss = m[0]["train_loss"].as_f64().unwrap();
+    let last_loss = m[7]["train_loss"].as_f64().unwrap();
+    assert!(
+        last_loss < 0.93 * first_loss,
+        "loss {first_loss} -> {last_loss}"
+    );
+    // Ten classes: chance is 0.9 top-1 error. The best epoch must be well below it.
+    let best = m
+        .iter()
+        .map(|e| e["val_top1_error"].as_f64().unwrap())
+        .fold(1.0, f64::min);
+    assert!(best < 0.8, "best val top-1 error {best}");
+
+    let test_split = fixtures().join("test");
+    let eval = alexnet(&[
+        "eval",
+        run.to_str().unwrap(),
+        "--data",
+        test_split.to_str().unwrap(),
+        "--quiet",
+        "--json",
+        run.join("eval.json").to_str().unwrap(),
+    ]);
+    assert!(eval.status.success(), "eval failed: {}", stderr(&eval));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(report["images"], 100);
+    let top1 = report["top1_error"].as_f64().unwrap();
+    assert!(
+        (top1 - best).abs() < 1e-9,
+        "eval of best.safetensors {top1} differs from training's best {best}"
+    );
+    assert!(report["top5_error"].as_f64().unwrap() <= top1);
+
+    let ten = alexnet(&[
+        "eval",
+        run.to_str().unwrap(),
+        "--data",
+        test_split.to_str().unwrap(),
+        "--quiet",
+        "--ten-crop",
+    ]);
+    assert!(ten.status.success(), "{}", stderr(&ten));
+    assert!(stdout(&ten).contains("10-crop"));
+
+    // An ensemble of the best and last checkpoints.
+    let ensemble = alexnet(&[
+        "eval",
+        run.join("best.safetensors").to_str().unwrap(),
+        run.join("last.safetensors").to_str().unwrap(),
+        "--data",
+        test_split.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(ensemble.status.success(), "{}", stderr(&ensemble));
+    assert!(stdout(&ensemble).contains("ensemble of 2"));
+
+    let image = test_split.join("ship/0000.jpg");
+    let words = run.join("words.txt");
+    std::fs::write(&words, "ship a vessel on water\n").unwrap();
+    let predict = alexnet(&[
+        "predict",
+        run.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--synset-words",
+        words.to_str().unwrap(),
+    ]);
+    assert!(predict.status.success(), "{}", stderr(&predict));
+    let text = stdout(&predict);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    let percentages: Vec<f64> = lines[1..]
+        .iter()
+        .map(|l| l.trim().split('%').next().unwrap().trim().parse().unwrap())
+        .collect();
+    assert!(
+        percentages.windows(2).all(|w| w[0] >= w[1]),
+        "sorted: {percentages:?}"
+    );
+    assert!(percentages.iter().sum::<f64>() <= 100.01);
+    assert!(
+        text.contains("ship a vessel on water"),
+        "synset words are used: {text}"
+    );
+}
+
+#[test]
+fn a_resumed_run_reproduces_the_uninterrupted_one() {
+    let straight = temp_dir("straight");
+    let out = train_demo(&straight, &["--epochs", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let split = temp_dir("split");
+    let out = train_demo(&split, &["--epochs", "3", "--stop-after", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(metrics(&split).len(), 1);
+    let out = alexnet(&["train", "--resume", split.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let (a, b) = (metrics(&straight), metrics(&split));
+    assert_eq!(a.len(), 3);
+    assert_eq!(b.len(), 3);
+    for (x, y) in a.iter().zip(&b) {
+        for key in [
+            "epoch",
+            "step",
+            "lr",
+            "val_top1_error",
+            "val_top5_error",
+            "train_top1_error",
+        ] {
+            assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
+        }
+        let (lx, ly) = (
+            x["train_loss"].as_f64().unwrap(),
+            y["train_loss"].as_f64().unwrap(),
+        );
+        assert!((lx - ly).abs() < 1e-5 * lx, "train loss {lx} vs {ly}");
+    }
+}

@@ -1,0 +1,142 @@
+//! Bad input: one line naming the thing and the reason, exit code 1, no panic, nothing lost.
+
+mod common;
+use common::*;
+
+fn assert_clean_error(output: &std::process::Output, must_contain: &[&str]) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "exit code; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for needle in must_contain {
+        assert!(lines[0].contains(needle), "`{needle}` missing from: {err}");
+    }
+}
+
+/// A data set with train/ and val/, one class each split holding one real image (from fixtures).
+fn small_set(name: &str) -> std::path::PathBuf {
+    let root = temp_dir(name);
+    for split in ["train", "val"] {
+        for class in ["cat", "ship"] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(
+                fixtures().join("train").join(class).join("0000.jpg"),
+                dir.join("a.jpg"),
+            )
+            .unwrap();
+        }
+    }
+    root
+}
+
+fn train_on(data: &std::path::Path, run: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "train",
+        "--set",
+        "model.arch=alexnet-cifar",
+        "--set",
+        "data.resize=32",
+        "--data",
+        data.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--quiet",
+        "--epochs",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    alexnet(&args)
+}
+
+#[test]
+fn missing_dataset_directory() {
+    let run = temp_dir("missing-run");
+    let out = train_on(std::path::Path::new("/nonexistent/data"), &run, &[]);
+    assert_clean_error(&out, &["/nonexistent/data/train", "does not exist"]);
+}
+
+#[test]
+fn empty_dataset_and_empty_class_folder() {
+    let data = temp_dir("empty-data");
+    std::fs::create_dir_all(data.join("train")).unwrap();
+    let out = train_on(&data, &temp_dir("empty-run"), &[]);
+    assert_clean_error(&out, &["train", "no class folders"]);
+
+    let data = small_set("empty-class");
+    std::fs::create_dir_all(data.join("train/dog")).unwrap();
+    let out = train_on(&data, &temp_dir("empty-class-run"), &[]);
+    assert_clean_error(&out, &["train/dog", "has no images"]);
+}
+
+#[test]
+fn undecodable_image() {
+    let data = small_set("undecodable");
+    std::fs::write(
+        data.join("train/cat/broken.jpg"),
+        b"\xff\xd8\xff\xe0 truncated",
+    )
+    .unwrap();
+    let out = train_on(&data, &temp_dir("undecodable-run"), &[]);
+    assert_clean_error(&out, &["train/cat/broken.jpg", "cannot decode"]);
+}
+
+#[test]
+fn unknown_model_and_bad_recipe_fields() {
+    let out = alexnet(&["info", "--model", "vgg16"]);
+    assert_clean_error(&out, &["unknown model `vgg16`"]);
+
+    let data = small_set("bad-recipe");
+    let out = train_on(&data, &temp_dir("bad-model-run"), &["--model", "lenet"]);
+    assert_clean_error(&out, &["lenet"]);
+
+    let recipe = data.join("bad.toml");
+    std::fs::write(&recipe, "[optim]\nlearning_rate = 0.1\n").unwrap();
+    let out = train_on(
+        &data,
+        &temp_dir("bad-field-run"),
+        &["--recipe", recipe.to_str().unwrap()],
+    );
+    assert_clean_error(&out, &["bad.toml", "learning_rate"]);
+
+    let out = train_on(
+        &data,
+        &temp_dir("bad-value-run"),
+        &["--set", "model.dropout=1.5"],
+    );
+    assert_clean_error(&out, &["model.dropout"]);
+}
+
+#[test]
+fn a_failing_resume_keeps_what_was_written() {
+    let data = small_set("keep");
+    let run = temp_dir("keep-run");
+    let out = train_on(&data, &run, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let checkpoint = std::fs::read(run.join("last.safetensors")).unwrap();
+    let metrics_before = std::fs::read(run.join("metrics.jsonl")).unwrap();
+    // The data disappears; resuming fails cleanly and leaves the checkpoint and metrics intact.
+    std::fs::remove_dir_all(data.join("train")).unwrap();
+    let out = alexnet(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--quiet",
+        "--epochs",
+        "2",
+    ]);
+    assert_clean_error(&out, &["does not exist"]);
+    assert_eq!(
+        std::fs::read(run.join("last.safetensors")).unwrap(),
+        checkpoint
+    );
+    assert_eq!(
+        std::fs::read(run.join("metrics.jsonl")).unwrap(),
+        metrics_before
+    );
+
+    let out = alexnet(&["eval", "/nonexistent/ckpt.safetensors"]);
+    assert_clean_error(&out, &["/nonexistent/ckpt.safetensors"]);
+}

@@ -1,0 +1,90 @@
+//! A split held in memory as square uint8 patches: decoded once, augmented every epoch.
+//!
+//! Imagenette's 9,469 training images at 256x256 take 1.9 GB; CIFAR-10's 50,000 at 32x32, 150 MB.
+
+use std::path::PathBuf;
+
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+
+use crate::decode::load_square_patch;
+use crate::error::DataError;
+use crate::image_folder::ImageFolder;
+
+#[derive(Debug, Clone)]
+pub struct DecodedSet {
+    /// Side of every patch.
+    pub side: usize,
+    /// `[len, side, side, 3]` RGB bytes.
+    pub pixels: Vec<u8>,
+    pub labels: Vec<usize>,
+    pub class_names: Vec<String>,
+    pub paths: Vec<PathBuf>,
+}
+
+impl DecodedSet {
+    /// Decodes every file of `folder` on all cores. The first file that cannot be read or decoded
+    /// is an error naming it.
+    pub fn load(
+        folder: &ImageFolder,
+        side: usize,
+        progress: &ProgressBar,
+    ) -> Result<Self, DataError> {
+        progress.set_length(folder.files.len() as u64);
+        let patches: Vec<Vec<u8>> = folder
+            .files
+            .par_iter()
+            .map(|file| {
+                let patch = load_square_patch(&file.path, side);
+                progress.inc(1);
+                patch
+            })
+            .collect::<Result<_, _>>()?;
+        progress.finish();
+        Ok(Self {
+            side,
+            pixels: patches.concat(),
+            labels: folder.files.iter().map(|f| f.label).collect(),
+            class_names: folder.class_names.clone(),
+            paths: folder.files.iter().map(|f| f.path.clone()).collect(),
+        })
+    }
+
+    /// Builds a set from patches already in memory (tests, other formats).
+    pub fn from_patches(
+        side: usize,
+        pixels: Vec<u8>,
+        labels: Vec<usize>,
+        class_names: Vec<String>,
+    ) -> Self {
+        assert_eq!(
+            pixels.len(),
+            labels.len() * side * side * 3,
+            "pixels and labels disagree"
+        );
+        let paths = (0..labels.len())
+            .map(|i| PathBuf::from(format!("#{i}")))
+            .collect();
+        Self {
+            side,
+            pixels,
+            labels,
+            class_names,
+            paths,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The `[side, side, 3]` bytes of image `index`.
+    pub fn patch(&self, index: usize) -> &[u8] {
+        let size = self.side * self.side * 3;
+        &self.pixels[index * size..(index + 1) * size]
+    }
+}

@@ -1,0 +1,247 @@
+//! Batches on worker threads, ahead of the training step (Section 4.1: the augmented images "are
+//! generated in Python code on the CPU while the GPU is training on the previous batch of images").
+//!
+//! One producer thread per epoch builds batch after batch (each batch's images in parallel on the
+//! rayon pool) into a bounded queue of `prefetch` batches; the training loop only ever takes the next
+//! ready batch. Every random choice of an image's view is drawn from a generator seeded by
+//! (seed, epoch, position in the epoch), so a seeded run sees the same batches whatever the threads
+//! do, and a resumed run sees the batches the interrupted one would have.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::augment::{
+    CropPosition, View, pca_colour_shift, random_view, ten_crop_views, write_view,
+};
+use crate::dataset::DecodedSet;
+use crate::error::DataError;
+use crate::stats::DatasetStats;
+
+/// Which views of each image a batch holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ViewPlan {
+    /// Random crop, optional reflection and PCA colour noise of standard deviation `pca_sigma`.
+    Train { flip: bool, pca_sigma: f32 },
+    /// The centre crop only.
+    Centre,
+    /// The ten views of Section 4.1, consecutive for each image.
+    TenCrop,
+}
+
+impl ViewPlan {
+    pub fn views_per_image(self) -> usize {
+        match self {
+            ViewPlan::TenCrop => 10,
+            _ => 1,
+        }
+    }
+}
+
+/// `images` is `[len * views_per_image, 3, crop, crop]`; the views of image `i` are consecutive.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub images: Vec<f32>,
+    pub labels: Vec<usize>,
+    /// Positions of the images in the data set.
+    pub indices: Vec<usize>,
+    pub views_per_image: usize,
+    pub crop: usize,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    /// `[views, 3, crop, crop]`.
+    pub fn shape(&self) -> [usize; 4] {
+        [self.len() * self.views_per_image, 3, self.crop, self.crop]
+    }
+}
+
+#[derive(Clone)]
+pub struct BatchLoader {
+    pub set: Arc<DecodedSet>,
+    pub stats: Arc<DatasetStats>,
+    pub crop: usize,
+    pub batch_size: usize,
+    pub plan: ViewPlan,
+    pub seed: u64,
+    /// Batches built ahead of the consumer.
+    pub prefetch: usize,
+}
+
+/// SplitMix64 of a combination: independent streams for (seed, epoch, position).
+fn stream(seed: u64, epoch: u64, position: u64) -> u64 {
+    let mut z = seed
+        ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ position.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl BatchLoader {
+    pub fn new(
+        set: Arc<DecodedSet>,
+        stats: Arc<DatasetStats>,
+        crop: usize,
+        batch_size: usize,
+        plan: ViewPlan,
+        seed: u64,
+    ) -> Result<Self, DataError> {
+        if crop > set.side || stats.side != set.side {
+            return Err(DataError::CropTooLarge {
+                crop,
+                side: set.side.min(stats.side),
+            });
+        }
+        Ok(Self {
+            set,
+            stats,
+            crop,
+            batch_size: batch_size.max(1),
+            plan,
+            seed,
+            prefetch: 3,
+        })
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        self.set.len().div_ceil(self.batch_size)
+    }
+
+    /// The order images are visited in epoch `epoch`: a seeded shuffle for training, the stored
+    /// order otherwise.
+    pub fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.set.len()).collect();
+        if matches!(self.plan, ViewPlan::Train { .. }) {
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(stream(
+                self.seed,
+                epoch as u64,
+                u64::MAX,
+            )));
+        }
+        order
+    }
+
+    /// Builds batch number `batch` of epoch `epoch` (what the worker thread does).
+    pub fn build(&self, epoch: usize, order: &[usize], batch: usize) -> Batch {
+        let start = batch * self.batch_size;
+        let indices: Vec<usize> = order[start..(start + self.batch_size).min(order.len())].to_vec();
+        let views = self.plan.views_per_image();
+        let view_size = 3 * self.crop * self.crop;
+        let mut images = vec![0.0f32; indices.len() * views * view_size];
+        let side = self.set.side;
+        images
+            .par_chunks_mut(views * view_size)
+            .zip(&indices)
+            .enumerate()
+            .for_each(|(offset, (out, &index))| {
+                let patch = self.set.patch(index);
+                let (chosen, shift): (Vec<View>, [f32; 3]) = match self.plan {
+                    ViewPlan::Train { flip, pca_sigma } => {
+                        let position = (start + offset) as u64;
+                        let mut rng =
+                            ChaCha8Rng::seed_from_u64(stream(self.seed, epoch as u64, position));
+                        let view = random_view(&mut rng, side, self.crop, flip);
+                        (
+                            vec![view],
+                            pca_colour_shift(&mut rng, &self.stats, pca_sigma),
+                        )
+                    }
+                    ViewPlan::Centre => (
+                        vec![CropPosition::Centre.view(side, self.crop, false)],
+                        [0.0; 3],
+                    ),
+                    ViewPlan::TenCrop => (ten_crop_views(side, self.crop).to_vec(), [0.0; 3]),
+                };
+                for (view, out) in chosen.into_iter().zip(out.chunks_mut(view_size)) {
+                    write_view(patch, &self.stats, self.crop, view, shift, out);
+                }
+            });
+        Batch {
+            labels: indices.iter().map(|&i| self.set.labels[i]).collect(),
+            indices,
+            images,
+            views_per_image: views,
+            crop: self.crop,
+        }
+    }
+
+    /// The batches of epoch `epoch` from batch `first_batch` on, built ahead on a worker thread.
+    pub fn epoch(&self, epoch: usize, first_batch: usize) -> Receiver<Batch> {
+        let (sender, receiver) = sync_channel(self.prefetch);
+        let loader = self.clone();
+        std::thread::spawn(move || {
+            let order = loader.order(epoch);
+            for batch in first_batch..loader.batches_per_epoch() {
+                if sender.send(loader.build(epoch, &order, batch)).is_err() {
+                    break; // the consumer stopped listening
+                }
+            }
+        });
+        receiver
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loader(plan: ViewPlan, seed: u64) -> BatchLoader {
+        let side = 6;
+        let n = 10;
+        let pixels: Vec<u8> = (0..n * side * side * 3)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let set = DecodedSet::from_patches(
+            side,
+            pixels,
+            (0..n).map(|i| i % 3).collect(),
+            vec!["a".into(), "b".into(), "c".into()],
+        );
+        let stats = DatasetStats::compute(&set);
+        BatchLoader::new(Arc::new(set), Arc::new(stats), 4, 4, plan, seed).unwrap()
+    }
+
+    #[test]
+    fn seeded_epochs_are_identical_and_epochs_differ() {
+        let plan = ViewPlan::Train {
+            flip: true,
+            pca_sigma: 0.1,
+        };
+        let a: Vec<Batch> = loader(plan, 9).epoch(0, 0).into_iter().collect();
+        let b: Vec<Batch> = loader(plan, 9).epoch(0, 0).into_iter().collect();
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.iter().map(Batch::len).sum::<usize>(), 10);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.indices, y.indices);
+            assert_eq!(x.images, y.images);
+        }
+        let other: Vec<Batch> = loader(plan, 9).epoch(1, 0).into_iter().collect();
+        assert_ne!(a[0].images, other[0].images);
+        // Starting mid-epoch yields exactly the remaining batches (what resume relies on).
+        let rest: Vec<Batch> = loader(plan, 9).epoch(0, 1).into_iter().collect();
+        assert_eq!(rest.len(), 2);
+        assert_eq!(rest[0].images, a[1].images);
+    }
+
+    #[test]
+    fn evaluation_keeps_order_and_ten_crop_has_ten_views() {
+        let batches: Vec<Batch> = loader(ViewPlan::TenCrop, 0)
+            .epoch(0, 0)
+            .into_iter()
+            .collect();
+        assert_eq!(batches[0].indices, vec![0, 1, 2, 3]);
+        assert_eq!(batches[0].shape(), [40, 3, 4, 4]);
+        assert_eq!(batches[0].labels, vec![0, 1, 2, 0]);
+    }
+}

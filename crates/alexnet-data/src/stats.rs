@@ -1,0 +1,170 @@
+//! Training-set statistics the paper's preprocessing needs.
+//!
+//! - Section 2: "subtracting the mean activity over the training set from each pixel": a mean
+//!   image, `[3, side, side]`.
+//! - Section 4.1: "PCA on the set of RGB pixel values throughout the ImageNet training set": the
+//!   3x3 covariance of all pixels, its eigenvalues lambda_i and eigenvectors p_i.
+//!
+//! Pixels are on the 0..255 scale throughout, as the paper's raw RGB values.
+
+use nalgebra::{Matrix3, SymmetricEigen};
+use rayon::prelude::*;
+
+use crate::dataset::DecodedSet;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetStats {
+    pub side: usize,
+    /// `[3, side, side]`, channel-major.
+    pub mean_image: Vec<f32>,
+    /// Eigenvalues of the RGB covariance, largest first.
+    pub eigenvalues: [f32; 3],
+    /// `eigenvectors[i]` is the unit eigenvector p_i (an RGB direction) of `eigenvalues[i]`.
+    pub eigenvectors: [[f32; 3]; 3],
+}
+
+/// Sums over a slice of images: per-position channel sums, RGB sums, RGB products.
+#[derive(Clone)]
+struct Sums {
+    image: Vec<f64>,
+    rgb: [f64; 3],
+    products: [[f64; 3]; 3],
+}
+
+impl Sums {
+    fn zero(side: usize) -> Self {
+        Self {
+            image: vec![0.0; 3 * side * side],
+            rgb: [0.0; 3],
+            products: [[0.0; 3]; 3],
+        }
+    }
+
+    fn add_patch(mut self, patch: &[u8], plane: usize) -> Self {
+        for (position, pixel) in patch.chunks_exact(3).enumerate() {
+            let rgb = [pixel[0] as f64, pixel[1] as f64, pixel[2] as f64];
+            for c in 0..3 {
+                self.image[c * plane + position] += rgb[c];
+                self.rgb[c] += rgb[c];
+                for d in 0..3 {
+                    self.products[c][d] += rgb[c] * rgb[d];
+                }
+            }
+        }
+        self
+    }
+
+    fn merge(mut self, other: Self) -> Self {
+        self.image
+            .iter_mut()
+            .zip(&other.image)
+            .for_each(|(a, b)| *a += b);
+        for c in 0..3 {
+            self.rgb[c] += other.rgb[c];
+            for d in 0..3 {
+                self.products[c][d] += other.products[c][d];
+            }
+        }
+        self
+    }
+}
+
+impl DatasetStats {
+    /// One pass over every pixel of `set`, on all cores.
+    pub fn compute(set: &DecodedSet) -> Self {
+        let side = set.side;
+        let plane = side * side;
+        let sums = (0..set.len())
+            .into_par_iter()
+            .fold(
+                || Sums::zero(side),
+                |sums, i| sums.add_patch(set.patch(i), plane),
+            )
+            .reduce(|| Sums::zero(side), Sums::merge);
+        let images = set.len().max(1) as f64;
+        let pixels = images * plane as f64;
+        let mean_rgb = sums.rgb.map(|s| s / pixels);
+        let covariance =
+            Matrix3::from_fn(|c, d| sums.products[c][d] / pixels - mean_rgb[c] * mean_rgb[d]);
+        let (eigenvalues, eigenvectors) = principal_components(covariance);
+        Self {
+            side,
+            mean_image: sums.image.iter().map(|s| (s / images) as f32).collect(),
+            eigenvalues,
+            eigenvectors,
+        }
+    }
+
+    /// The mean over all positions of the mean image: per-channel means.
+    pub fn channel_means(&self) -> [f32; 3] {
+        let plane = self.side * self.side;
+        [0, 1, 2].map(|c| {
+            self.mean_image[c * plane..(c + 1) * plane]
+                .iter()
+                .sum::<f32>()
+                / plane as f32
+        })
+    }
+}
+
+/// Eigen-decomposition of a symmetric 3x3 matrix, eigenvalues sorted largest first.
+pub fn principal_components(covariance: Matrix3<f64>) -> ([f32; 3], [[f32; 3]; 3]) {
+    let eigen = SymmetricEigen::new(covariance);
+    let mut order = [0, 1, 2];
+    order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
+    let values = order.map(|i| eigen.eigenvalues[i].max(0.0) as f32);
+    let vectors = order.map(|i| {
+        let v = eigen.eigenvectors.column(i);
+        [v[0] as f32, v[1] as f32, v[2] as f32]
+    });
+    (values, vectors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_image_and_covariance_match_a_direct_computation() {
+        // Three 2x2 images; pixel values chosen so that R and G are correlated and B is constant.
+        let pixels: Vec<u8> = vec![
+            10, 20, 7, 30, 40, 7, 50, 60, 7, 70, 80, 7, //
+            0, 10, 7, 20, 30, 7, 40, 50, 7, 60, 70, 7, //
+            20, 30, 7, 40, 50, 7, 60, 70, 7, 80, 90, 7,
+        ];
+        let set = DecodedSet::from_patches(
+            2,
+            pixels.clone(),
+            vec![0, 1, 0],
+            vec!["a".into(), "b".into()],
+        );
+        let stats = DatasetStats::compute(&set);
+        // Mean image, channel-major: R at position 0 is (10 + 0 + 20) / 3.
+        assert!((stats.mean_image[0] - 10.0).abs() < 1e-5);
+        assert!((stats.mean_image[4] - 20.0).abs() < 1e-5, "G at position 0");
+        assert!(
+            (stats.mean_image[8 + 3] - 7.0).abs() < 1e-5,
+            "B at position 3"
+        );
+
+        // Direct covariance of the 12 RGB pixels.
+        let rgb: Vec<[f64; 3]> = pixels
+            .chunks(3)
+            .map(|p| [p[0] as f64, p[1] as f64, p[2] as f64])
+            .collect();
+        let n = rgb.len() as f64;
+        let mean: Vec<f64> = (0..3)
+            .map(|c| rgb.iter().map(|p| p[c]).sum::<f64>() / n)
+            .collect();
+        let var_r = rgb.iter().map(|p| (p[0] - mean[0]).powi(2)).sum::<f64>() / n;
+        // R and G move together (G = R + 10), B is constant: one component of variance 2 var_r.
+        assert!((stats.eigenvalues[0] as f64 - 2.0 * var_r).abs() < 1e-2 * var_r);
+        assert!(stats.eigenvalues[1].abs() < 1e-3 && stats.eigenvalues[2].abs() < 1e-3);
+        let p1 = stats.eigenvectors[0];
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        assert!(
+            (p1[0].abs() - s).abs() < 1e-4 && (p1[1].abs() - s).abs() < 1e-4 && p1[2].abs() < 1e-4
+        );
+        assert_eq!(stats.channel_means()[2], 7.0);
+    }
+}

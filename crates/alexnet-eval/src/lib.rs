@@ -1,0 +1,15 @@
+//! Section 6: how well the network does. Error rates are top-1 and top-5 ("the fraction of test
+//! images for which the correct label is not among the five labels considered most probable").
+//!
+//! - [`topk`]: top-k indices and errors, plain functions of probabilities.
+//! - [`predictions`]: softmax of a model over a batch, averaged over views (10-crop) and over models
+//!   (ensembles, "averaging the predictions of five similar CNNs").
+//! - [`report`]: one pass over a split: errors, per-class accuracy, confusion matrix.
+
+pub mod predictions;
+pub mod report;
+pub mod topk;
+
+pub use predictions::{average_views, ensemble_probabilities, softmax_rows};
+pub use report::{EvalReport, evaluate};
+pub use topk::{top_k, top_k_error};

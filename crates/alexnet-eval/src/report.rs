@@ -1,0 +1,82 @@
+//! One pass over a split: top-1/top-5 error, per-class accuracy and the confusion matrix.
+
+use alexnet_data::BatchLoader;
+use alexnet_model::AlexNet;
+use burn::tensor::Device;
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::predictions::ensemble_probabilities;
+use crate::topk::{in_top_k, top_k};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub images: usize,
+    pub top1_error: f64,
+    pub top5_error: f64,
+    pub class_names: Vec<String>,
+    /// Fraction of each class's images whose most probable class is right.
+    pub per_class_accuracy: Vec<f64>,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// Evaluates an ensemble (one model is an ensemble of one; each in evaluation mode, each with a
+/// loader over the same split prepared with its own training statistics) on every batch; the
+/// loaders' view plan decides centre crop or 10-crop.
+pub fn evaluate(
+    members: &[(AlexNet, BatchLoader)],
+    device: &Device,
+    progress: &ProgressBar,
+) -> EvalReport {
+    let loader = &members[0].1;
+    let class_names = loader.set.class_names.clone();
+    let classes = class_names.len();
+    let k5 = classes.min(5);
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    let (mut top1_misses, mut top5_misses, mut images) = (0usize, 0usize, 0usize);
+    progress.set_length(loader.set.len() as u64);
+    let mut streams: Vec<_> = members
+        .iter()
+        .map(|(_, l)| l.epoch(0, 0).into_iter())
+        .collect();
+    while let Some(batches) = streams
+        .iter_mut()
+        .map(Iterator::next)
+        .collect::<Option<Vec<_>>>()
+    {
+        let pairs: Vec<_> = members.iter().map(|(m, _)| m).zip(&batches).collect();
+        let probabilities = ensemble_probabilities(&pairs, device);
+        let batch = &batches[0];
+        for (row, &label) in probabilities.chunks_exact(classes).zip(&batch.labels) {
+            let best = top_k(row, 1)[0];
+            confusion[label][best] += 1;
+            top1_misses += usize::from(best != label);
+            top5_misses += usize::from(!in_top_k(row, label, k5));
+        }
+        images += batch.len();
+        progress.inc(batch.len() as u64);
+    }
+    progress.finish_and_clear();
+    let per_class_accuracy = confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| {
+            let total: usize = row.iter().sum();
+            if total == 0 {
+                0.0
+            } else {
+                row[c] as f64 / total as f64
+            }
+        })
+        .collect();
+    let n = images.max(1) as f64;
+    EvalReport {
+        images,
+        top1_error: top1_misses as f64 / n,
+        top5_error: top5_misses as f64 / n,
+        class_names,
+        per_class_accuracy,
+        confusion,
+    }
+}

@@ -1,0 +1,221 @@
+//! The model's configuration: which member of the family, and the switches of the paper's experiments.
+//!
+//! Every switch that is `None` takes the chosen variant's own value (the paper's net has LRN and two
+//! towers, torchvision's single-tower net has neither), so a recipe names only what it changes.
+
+use serde::{Deserialize, Serialize};
+
+/// Errors in a model configuration, each naming the field and the bad value.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ModelError {
+    #[error("unknown model `{0}` (expected one of: alexnet, alexnet-owt, alexnet-cifar)")]
+    UnknownModel(String),
+    #[error("model.dropout must be in [0, 1), got {0}")]
+    Dropout(f64),
+    #[error("model.towers must be 1 or 2, got {0}")]
+    Towers(usize),
+    #[error("model.num_classes must be at least 2, got {0}")]
+    NumClasses(usize),
+    #[error("model.input_size {size} is too small for {arch}: layer {layer} would have no output")]
+    InputTooSmall {
+        size: usize,
+        arch: String,
+        layer: String,
+    },
+    #[error("model.weight_std must be positive and finite, got {0}")]
+    WeightStd(f64),
+}
+
+/// Which member of the AlexNet family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Arch {
+    /// The paper's network (Section 3): 96-256-384-384-256 kernels, LRN, two towers.
+    #[serde(rename = "alexnet")]
+    Alexnet,
+    /// Single tower, "one weird trick" widths 64-192-384-256-256, no LRN (torchvision's `alexnet`).
+    #[serde(rename = "alexnet-owt")]
+    AlexnetOwt,
+    /// A small member for 32x32 images: cuda-convnet's 3-conv CIFAR-10 net (32-32-64 5x5, LRN).
+    #[serde(rename = "alexnet-cifar")]
+    AlexnetCifar,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 3] = [Arch::Alexnet, Arch::AlexnetOwt, Arch::AlexnetCifar];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Alexnet => "alexnet",
+            Arch::AlexnetOwt => "alexnet-owt",
+            Arch::AlexnetCifar => "alexnet-cifar",
+        }
+    }
+
+    /// Input side the variant is designed for: the paper's 224 crops (Section 4.1), or CIFAR's 32.
+    pub fn default_input_size(self) -> usize {
+        match self {
+            Arch::Alexnet | Arch::AlexnetOwt => 224,
+            Arch::AlexnetCifar => 32,
+        }
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, ModelError> {
+        Arch::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| ModelError::UnknownModel(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The non-linearity of every hidden layer (Section 3.1 compares the two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Tanh,
+}
+
+/// Max-pooling geometry (Section 3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pooling {
+    /// z = 3, s = 2: neighbouring windows overlap (the paper's choice).
+    Overlapping,
+    /// z = 2, s = 2: the traditional, non-overlapping grid.
+    NonOverlapping,
+}
+
+impl Pooling {
+    /// (window z, stride s).
+    pub fn window_and_stride(self) -> (usize, usize) {
+        match self {
+            Pooling::Overlapping => (3, 2),
+            Pooling::NonOverlapping => (2, 2),
+        }
+    }
+}
+
+/// Local response normalization constants (Section 3.3), "determined using a validation set".
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LrnConfig {
+    /// n: adjacent kernel maps summed over.
+    pub size: usize,
+    pub k: f64,
+    /// Not divided by n (PyTorch and Burn divide it).
+    pub alpha: f64,
+    pub beta: f64,
+}
+
+impl Default for LrnConfig {
+    fn default() -> Self {
+        Self {
+            size: 5,
+            k: 2.0,
+            alpha: 1e-4,
+            beta: 0.75,
+        }
+    }
+}
+
+/// Everything needed to build a network; saved with each run so eval and predict rebuild it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Which member of the family.
+    pub arch: Arch,
+    /// Width of the last layer (the paper: 1000 ILSVRC classes); set from the data set when training.
+    pub num_classes: usize,
+    /// Side of the square input crop; `None`: the variant's own (224, or 32 for alexnet-cifar).
+    pub input_size: Option<usize>,
+    /// Section 3.1: ReLU, or tanh for the Figure 1 comparison.
+    pub activation: Activation,
+    /// Section 3.3: LRN after the first two conv layers; `None`: the variant's own (on, off for owt).
+    pub lrn: Option<bool>,
+    pub lrn_params: LrnConfig,
+    /// Section 3.4; `None`: overlapping.
+    pub pooling: Option<Pooling>,
+    /// Section 4.2: dropout probability on the outputs of the hidden fully connected layers.
+    pub dropout: f64,
+    /// Section 3.2: 2 splits conv2, conv4 and conv5 into two towers (grouped convolution); `None`:
+    /// the variant's own (2 for the paper's net, 1 otherwise).
+    pub towers: Option<usize>,
+    /// Section 5: every weight is drawn from N(0, weight_std^2); the paper's 0.01.
+    pub weight_std: f64,
+    /// Section 5: the bias of conv2, conv4, conv5, fc6 and fc7 ("1", to give ReLUs positive inputs;
+    /// Caffe uses 0.1). Every other bias starts at 0.
+    pub bias_one: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            arch: Arch::Alexnet,
+            num_classes: 1000,
+            input_size: None,
+            activation: Activation::Relu,
+            lrn: None,
+            lrn_params: LrnConfig::default(),
+            pooling: None,
+            dropout: 0.5,
+            towers: None,
+            weight_std: 0.01,
+            bias_one: 1.0,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn new(arch: Arch, num_classes: usize) -> Self {
+        Self {
+            arch,
+            num_classes,
+            ..Self::default()
+        }
+    }
+
+    pub fn input_size(&self) -> usize {
+        self.input_size
+            .unwrap_or_else(|| self.arch.default_input_size())
+    }
+
+    pub fn uses_lrn(&self) -> bool {
+        self.lrn.unwrap_or(self.arch != Arch::AlexnetOwt)
+    }
+
+    pub fn towers(&self) -> usize {
+        self.towers
+            .unwrap_or(if self.arch == Arch::Alexnet { 2 } else { 1 })
+    }
+
+    pub fn pooling(&self) -> Pooling {
+        self.pooling.unwrap_or(Pooling::Overlapping)
+    }
+
+    /// Checks every field; the layer arithmetic is checked when the layer table is built.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ModelError::Dropout(self.dropout));
+        }
+        if !matches!(self.towers(), 1 | 2) {
+            return Err(ModelError::Towers(self.towers()));
+        }
+        if self.num_classes < 2 {
+            return Err(ModelError::NumClasses(self.num_classes));
+        }
+        if !(self.weight_std > 0.0 && self.weight_std.is_finite()) {
+            return Err(ModelError::WeightStd(self.weight_std));
+        }
+        crate::alexnet::layer_table(self).map(|_| ())
+    }
+}

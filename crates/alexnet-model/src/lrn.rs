@@ -1,0 +1,184 @@
+//! Local response normalization, Section 3.3 of the paper.
+//!
+//! With a(i, x, y) the activity of kernel i at position (x, y) after the ReLU, and N kernels in the
+//! layer, the response-normalized activity is
+//!
+//! ```text
+//! b(i, x, y) = a(i, x, y) / ( k + alpha * sum_{j = max(0, i - n/2)}^{min(N - 1, i + n/2)} a(j, x, y)^2 )^beta
+//! ```
+//!
+//! with k = 2, n = 5, alpha = 1e-4, beta = 0.75. Unlike PyTorch's and Burn's `LocalResponseNorm`,
+//! alpha is *not* divided by n. The sum runs over the n/2 maps on either side (n/2 rounded down), and
+//! is cut at the first and last map: maps beyond the edges count as zero.
+//!
+//! Shapes: input and output `[batch, channels, height, width]`. The backward pass is Burn's autodiff
+//! through the same operations; a test holds it to finite differences.
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use crate::config::LrnConfig;
+
+#[derive(Module, Debug)]
+pub struct LocalResponseNorm {
+    size: usize,
+    k: f64,
+    alpha: f64,
+    beta: f64,
+}
+
+impl LocalResponseNorm {
+    pub fn new(config: &LrnConfig) -> Self {
+        Self {
+            size: config.size,
+            k: config.k,
+            alpha: config.alpha,
+            beta: config.beta,
+        }
+    }
+
+    /// `[batch, channels, height, width]` -> same shape.
+    pub fn forward(&self, activity: Tensor<4>) -> Tensor<4> {
+        let [batch, channels, height, width] = activity.dims();
+        let half = self.size / 2;
+        let squared = activity.clone().square();
+        // Zero maps beyond both edges make the clipped sum of the formula a plain sliding window.
+        let edge = Tensor::<4>::zeros([batch, half, height, width], &activity.device());
+        let padded = Tensor::cat(vec![edge.clone(), squared, edge], 1);
+        let mut window_sum = padded.clone().narrow(1, 0, channels);
+        for offset in 1..=2 * half {
+            window_sum = window_sum + padded.clone().narrow(1, offset, channels);
+        }
+        let denominator = window_sum
+            .mul_scalar(self.alpha)
+            .add_scalar(self.k)
+            .powf_scalar(self.beta);
+        activity / denominator
+    }
+}
+
+/// The formula as a direct loop: the test oracle for [`LocalResponseNorm::forward`].
+/// `input` is `[batch, channels, height, width]` in row-major order.
+pub fn lrn_reference(input: &[f32], shape: [usize; 4], config: &LrnConfig) -> Vec<f32> {
+    let [batch, channels, height, width] = shape;
+    let plane = height * width;
+    let half = config.size / 2;
+    let mut output = vec![0.0; input.len()];
+    for b in 0..batch {
+        for i in 0..channels {
+            for p in 0..plane {
+                let at = |j: usize| input[(b * channels + j) * plane + p] as f64;
+                let lo = i.saturating_sub(half);
+                let hi = (i + half).min(channels - 1);
+                let sum: f64 = (lo..=hi).map(|j| at(j) * at(j)).sum();
+                let denominator = (config.k + config.alpha * sum).powf(config.beta);
+                output[(b * channels + i) * plane + p] = (at(i) / denominator) as f32;
+            }
+        }
+    }
+    output
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn pseudo_random(len: usize, seed: u64, scale: f32) -> Vec<f32> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 2.0 * scale
+            })
+            .collect()
+    }
+
+    #[test]
+    fn forward_matches_the_formula_including_channel_edges() {
+        // Large activities (as after a ReLU on 0..255 pixels) so that alpha * sum matters against k.
+        let shape = [2, 7, 3, 4];
+        let input = pseudo_random(shape.iter().product(), 1, 60.0);
+        let config = LrnConfig::default();
+        let device = Device::flex();
+        let tensor = Tensor::<4>::from_data(TensorData::new(input.clone(), shape), &device);
+        let got = LocalResponseNorm::new(&config)
+            .forward(tensor)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let want = lrn_reference(&input, shape, &config);
+        for (index, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                "element {index}: got {g}, want {w}"
+            );
+        }
+        // The normalization must actually bite at this scale, or the test proves nothing.
+        let changed = input
+            .iter()
+            .zip(&want)
+            .filter(|(a, b)| ((*a / 2f32.powf(0.75)) - *b).abs() > 1e-2)
+            .count();
+        assert!(changed > input.len() / 2);
+    }
+
+    #[test]
+    fn alpha_is_not_divided_by_n() {
+        // One channel with value a: b = a / (k + alpha a^2)^beta exactly (window holds only itself).
+        let config = LrnConfig::default();
+        let a = 100.0f32;
+        let device = Device::flex();
+        let tensor = Tensor::<4>::from_data(TensorData::new(vec![a], [1, 1, 1, 1]), &device);
+        let got = LocalResponseNorm::new(&config)
+            .forward(tensor)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()[0];
+        let want = a as f64 / (2.0 + 1e-4 * (a as f64).powi(2)).powf(0.75);
+        assert!((got as f64 - want).abs() < 1e-4, "got {got}, want {want}");
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let shape = [1, 6, 2, 2];
+        let input = pseudo_random(shape.iter().product(), 7, 80.0);
+        let weights = pseudo_random(input.len(), 11, 1.0);
+        let config = LrnConfig::default();
+        // Loss = sum(w * lrn(x)), so dLoss/dx is a full vector-Jacobian product.
+        let loss = |x: &[f32]| -> f64 {
+            lrn_reference(x, shape, &config)
+                .iter()
+                .zip(&weights)
+                .map(|(y, w)| *y as f64 * *w as f64)
+                .sum()
+        };
+        let device = Device::flex().autodiff();
+        let x =
+            Tensor::<4>::from_data(TensorData::new(input.clone(), shape), &device).require_grad();
+        let w = Tensor::<4>::from_data(TensorData::new(weights.clone(), shape), &device);
+        let out = (LocalResponseNorm::new(&config).forward(x.clone()) * w).sum();
+        let grads = out.backward();
+        let analytic = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for index in 0..input.len() {
+            let step = 1e-2f32;
+            let mut plus = input.clone();
+            plus[index] += step;
+            let mut minus = input.clone();
+            minus[index] -= step;
+            let numeric = (loss(&plus) - loss(&minus)) / (2.0 * step as f64);
+            let a = analytic[index] as f64;
+            assert!(
+                (a - numeric).abs() <= 1e-3 * numeric.abs().max(1e-2),
+                "input {index}: autodiff {a}, finite difference {numeric}"
+            );
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! Checkpoints: one safetensors file holding everything a run needs to go on or to be used.
+//!
+//! Tensors: `model.<path>` (weights), `velocity.<path>` (the SGD momentum buffers), `stats.mean_image`,
+//! `stats.eigenvalues`, `stats.eigenvectors` (so that eval and predict need only this file).
+//! Metadata: the recipe (TOML), class names (JSON), and the progress (epoch, step, learning rate,
+//! schedule state) as JSON. Files are written to a temporary name and renamed over the old one, so a
+//! crash mid-write never leaves a half-written checkpoint under the real name.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use alexnet_data::DatasetStats;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::recipe::Recipe;
+use crate::schedule::LrSchedule;
+
+const FORMAT: &str = "alexnet-checkpoint-1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: cannot write checkpoint: {reason}")]
+    Write { path: PathBuf, reason: String },
+    #[error("{path}: not a readable alexnet checkpoint: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("checkpoint does not fit the model: {0}")]
+    Mismatch(String),
+}
+
+/// A tensor by name, on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// Where training stands after `epochs_done` complete epochs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub epochs_done: usize,
+    pub step: u64,
+    pub schedule: LrSchedule,
+    pub wall_seconds: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub recipe: Recipe,
+    pub class_names: Vec<String>,
+    pub progress: Progress,
+    pub weights: Vec<NamedTensor>,
+    pub velocities: Vec<NamedTensor>,
+    pub stats: DatasetStats,
+}
+
+/// Every float parameter of `model` with its path, e.g. `features.0.conv.weight`.
+pub fn named_params<M: Module>(model: &M) -> Vec<NamedTensor> {
+    struct Collector {
+        path: Vec<String>,
+        out: Vec<NamedTensor>,
+    }
+    impl ModuleVisitor for Collector {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let tensor = param.val();
+            self.out.push(NamedTensor {
+                name: self.path.join("."),
+                shape: tensor.dims().to_vec(),
+                values: tensor
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("f32 after convert"),
+            });
+        }
+    }
+    let mut collector = Collector {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    model.visit(&mut collector);
+    collector.out
+}
+
+/// Replaces every float parameter of `model` by the tensor of the same path in `tensors`.
+pub fn load_params<M: Module>(model: M, tensors: &[NamedTensor]) -> Result<M, CheckpointError> {
+    struct Loader<'a> {
+        path: Vec<String>,
+        tensors: HashMap<&'a str, &'a NamedTensor>,
+        error: Option<String>,
+        loaded: usize,
+    }
+    impl ModuleMapper for Loader<'_> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let name = self.path.join(".");
+            let (id, tensor, mapper) = param.consume();
+            let shape = tensor.dims().to_vec();
+            match self.tensors.get(name.as_str()) {
+                Some(stored) if stored.shape == shape => {
+                    let mut value = Tensor::<D>::from_data(
+                        TensorData::new(stored.values.clone(), stored.shape.clone()),
+                        &tensor.device(),
+                    );
+                    if tensor.is_require_grad() {
+                        value = value.require_grad();
+                    }
+                    self.loaded += 1;
+                    Param::from_mapped_value(id, value, mapper)
+                }
+                found => {
+                    let reason = match found {
+                        Some(stored) => format!(
+                            "{name} has shape {:?}, the model wants {shape:?}",
+                            stored.shape
+                        ),
+                        None => format!("{name} is missing"),
+                    };
+                    self.error.get_or_insert(reason);
+                    Param::from_mapped_value(id, tensor, mapper)
+                }
+            }
+        }
+    }
+    let mut loader = Loader {
+        path: Vec::new(),
+        tensors: tensors.iter().map(|t| (t.name.as_str(), t)).collect(),
+        error: None,
+        loaded: 0,
+    };
+    let model = model.map(&mut loader);
+    match loader.error {
+        Some(reason) => Err(CheckpointError::Mismatch(reason)),
+        None if loader.loaded != tensors.len() => Err(CheckpointError::Mismatch(format!(
+            "{} stored tensors, the model has {}",
+            tensors.len(),
+            loader.loaded
+        ))),
+        None => Ok(model),
+    }
+}
+
+/// SGD velocities (flattened, by path) to named host tensors, and back.
+pub fn velocities_to_named(velocities: &HashMap<String, Tensor<1>>) -> Vec<NamedTensor> {
+    let mut out: Vec<NamedTensor> = velocities
+        .iter()
+        .map(|(name, v)| NamedTensor {
+            name: name.clone(),
+            shape: v.dims().to_vec(),
+            values: v
+                .to_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 after convert"),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+pub fn velocities_from_named(named: &[NamedTensor], device: &Device) -> HashMap<String, Tensor<1>> {
+    named
+        .iter()
+        .map(|t| {
+            let tensor =
+                Tensor::from_data(TensorData::new(t.values.clone(), [t.values.len()]), device);
+            (t.name.clone(), tensor)
+        })
+        .collect()
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn stats_to_named(stats: &DatasetStats) -> Vec<NamedTensor> {
+    vec![
+        NamedTensor {
+            name: "mean_image".into(),
+            shape: vec![3, stats.side, stats.side],
+            values: stats.mean_image.clone(),
+        },
+        NamedTensor {
+            name: "eigenvalues".into(),
+            shape: vec![3],
+            values: stats.eigenvalues.to_vec(),
+        },
+        NamedTensor {
+            name: "eigenvectors".into(),
+            shape: vec![3, 3],
+            values: stats.eigenvectors.concat(),
+        },
+    ]
+}
+
+fn stats_from_named(tensors: &[NamedTensor]) -> Result<DatasetStats, String> {
+    let stat = |name: &str| {
+        tensors
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| format!("no stats.{name}"))
+    };
+    let mean = stat("mean_image")?;
+    let values = &stat("eigenvalues")?.values;
+    let vectors = &stat("eigenvectors")?.values;
+    if values.len() != 3 || vectors.len() != 9 || mean.shape.len() != 3 || mean.shape[0] != 3 {
+        return Err("malformed stats tensors".into());
+    }
+    Ok(DatasetStats {
+        side: mean.shape[1],
+        mean_image: mean.values.clone(),
+        eigenvalues: [values[0], values[1], values[2]],
+        eigenvectors: [0, 1, 2].map(|i| [vectors[3 * i], vectors[3 * i + 1], vectors[3 * i + 2]]),
+    })
+}
+
+/// Writes `groups` of tensors (stored as `<group>.<name>`) and `metadata` to `path` atomically:
+/// `<path>.tmp`, flushed to disk, then renamed to `path`.
+fn write_tensor_file(
+    path: &Path,
+    groups: &[(&str, &[NamedTensor])],
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let write_error = |reason: String| CheckpointError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (prefix, tensors) in groups {
+        for t in *tensors {
+            owned.push((
+                format!("{prefix}.{}", t.name),
+                t.shape.clone(),
+                f32_bytes(&t.values),
+            ));
+        }
+    }
+    let views = owned
+        .iter()
+        .map(|(name, shape, bytes)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| write_error(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| write_error(e.to_string()))?;
+    let temporary = path.with_extension("safetensors.tmp");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    };
+    write().map_err(|e| write_error(e.to_string()))
+}
+
+/// Reads a file written by [`write_tensor_file`]: its metadata and its tensors by group.
+fn read_tensor_file(
+    path: &Path,
+) -> Result<(HashMap<String, String>, HashMap<String, Vec<NamedTensor>>), CheckpointError> {
+    let read_error = |reason: String| CheckpointError::Read {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| read_error(e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| read_error(e.to_string()))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    if metadata.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(read_error(format!("format is not {FORMAT}")));
+    }
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| read_error(e.to_string()))?;
+    let mut groups: HashMap<String, Vec<NamedTensor>> = HashMap::new();
+    for (name, view) in tensors.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(read_error(format!("tensor {name} is not f32")));
+        }
+        let (group, rest) = name
+            .split_once('.')
+            .ok_or_else(|| read_error(format!("unexpected tensor {name}")))?;
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        groups
+            .entry(group.to_string())
+            .or_default()
+            .push(NamedTensor {
+                name: rest.to_string(),
+                shape: view.shape().to_vec(),
+                values,
+            });
+    }
+    Ok((metadata, groups))
+}
+
+/// The training set's statistics alone (`stats.safetensors` in a run directory).
+pub fn save_stats(path: &Path, stats: &DatasetStats) -> Result<(), CheckpointError> {
+    let metadata = HashMap::from([("format".to_string(), FORMAT.to_string())]);
+    write_tensor_file(path, &[("stats", &stats_to_named(stats))], metadata)
+}
+
+pub fn load_stats(path: &Path) -> Result<DatasetStats, CheckpointError> {
+    let (_, mut groups) = read_tensor_file(path)?;
+    stats_from_named(&groups.remove("stats").unwrap_or_default()).map_err(|reason| {
+        CheckpointError::Read {
+            path: path.to_path_buf(),
+            reason,
+        }
+    })
+}
+
+impl Checkpoint {
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let metadata = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("recipe".to_string(), self.recipe.to_toml()),
+            (
+                "class_names".to_string(),
+                serde_json::to_string(&self.class_names).expect("strings serialize"),
+            ),
+            (
+                "progress".to_string(),
+                serde_json::to_string(&self.progress).expect("progress serializes"),
+            ),
+        ]);
+        let stats = stats_to_named(&self.stats);
+        let groups: [(&str, &[NamedTensor]); 3] = [
+            ("model", &self.weights),
+            ("velocity", &self.velocities),
+            ("stats", &stats),
+        ];
+        write_tensor_file(path, &groups, metadata)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
+        let read_error = |reason: String| CheckpointError::Read {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (metadata, mut groups) = read_tensor_file(path)?;
+        let field = |key: &str| {
+            metadata
+                .get(key)
+                .cloned()
+                .ok_or_else(|| read_error(format!("metadata has no `{key}`")))
+        };
+        let recipe = Recipe::from_toml(&field("recipe")?, "checkpoint recipe", &[])
+            .map_err(|e| read_error(e.to_string()))?;
+        let class_names: Vec<String> =
+            serde_json::from_str(&field("class_names")?).map_err(|e| read_error(e.to_string()))?;
+        let progress: Progress =
+            serde_json::from_str(&field("progress")?).map_err(|e| read_error(e.to_string()))?;
+        let stats =
+            stats_from_named(&groups.remove("stats").unwrap_or_default()).map_err(read_error)?;
+        Ok(Self {
+            recipe,
+            class_names,
+            progress,
+            weights: groups.remove("model").unwrap_or_default(),
+            velocities: groups.remove("velocity").unwrap_or_default(),
+            stats,
+        })
+    }
+}
+
+/// A checkpoint path, or a run directory (its `best.safetensors`, else its `last.safetensors`).
+pub fn resolve_checkpoint(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        let best = path.join("best.safetensors");
+        if best.exists() {
+            return best;
+        }
+        return path.join("last.safetensors");
+    }
+    path.to_path_buf()
+}
+
+/// Rebuilds the network a checkpoint was trained as, with its weights, in evaluation mode.
+pub fn model_from_checkpoint(
+    checkpoint: &Checkpoint,
+    device: &Device,
+) -> Result<alexnet_model::AlexNet, CheckpointError> {
+    let model = alexnet_model::AlexNet::new(&checkpoint.recipe.model, device)
+        .map_err(|e| CheckpointError::Mismatch(e.to_string()))?;
+    Ok(load_params(model, &checkpoint.weights)?.valid())
+}

@@ -1,0 +1,346 @@
+//! The recipe: every number of a training run, with the paper's values as defaults.
+//!
+//! Loaded from TOML (`recipes/*.toml` name only what they change), then overridden field by field
+//! from the command line (`--set optim.lr=0.02`), printed at the start of a run and saved in it.
+
+use std::path::{Path, PathBuf};
+
+use alexnet_model::ModelConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    #[error("{path}: cannot read recipe: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("recipe {source_name}: {reason}")]
+    Invalid { source_name: String, reason: String },
+    #[error("override `{0}`: expected KEY=VALUE, e.g. optim.lr=0.02")]
+    BadOverride(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recipe {
+    pub model: ModelConfig,
+    pub data: DataRecipe,
+    pub optim: OptimRecipe,
+    pub schedule: ScheduleRecipe,
+    pub run: RunRecipe,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Self {
+            model: ModelConfig::default(),
+            data: DataRecipe::default(),
+            optim: OptimRecipe::default(),
+            schedule: ScheduleRecipe::default(),
+            run: RunRecipe::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataRecipe {
+    /// ImageFolder root holding `<train_split>/<class>/*` and `<val_split>/<class>/*`.
+    pub dir: PathBuf,
+    pub train_split: String,
+    /// Split used for the plateau policy and per-epoch validation error.
+    pub val_split: String,
+    /// Section 2: images are rescaled so the shorter side is this, then centre-cropped to a square.
+    /// The crop fed to the network is the model's input size (224, Section 4.1).
+    pub resize: usize,
+    /// Section 4.1: random horizontal reflections.
+    pub flip: bool,
+    /// Section 4.1: standard deviation of the PCA colour noise coefficients (0 turns it off).
+    pub pca_sigma: f32,
+    /// Batches built ahead of the training step.
+    pub prefetch: usize,
+}
+
+impl Default for DataRecipe {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data/imagenet"),
+            train_split: "train".into(),
+            val_split: "val".into(),
+            resize: 256,
+            flip: true,
+            pca_sigma: 0.1,
+            prefetch: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimRecipe {
+    /// Section 5: "batch size of 128 examples".
+    pub batch_size: usize,
+    /// Section 5: "The learning rate was initialized at 0.01".
+    pub lr: f64,
+    /// Section 5: "momentum of 0.9".
+    pub momentum: f64,
+    /// Section 5: "weight decay of 0.0005".
+    pub weight_decay: f64,
+}
+
+impl Default for OptimRecipe {
+    fn default() -> Self {
+        Self {
+            batch_size: 128,
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 0.0005,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrPolicy {
+    /// Section 5: "divide the learning rate by 10 when the validation error rate stopped improving".
+    Plateau,
+    /// Every `step_epochs` epochs (Caffe's and torchvision's recipes).
+    Step,
+    /// Never changes.
+    Fixed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleRecipe {
+    pub policy: LrPolicy,
+    /// Multiplier at each drop (Section 5: divided by 10).
+    pub factor: f64,
+    /// Plateau: epochs without a validation top-1 improvement before a drop. The paper gives no
+    /// number; 3 epochs of 90.
+    pub patience: usize,
+    /// Plateau: an improvement smaller than this (absolute error) does not count.
+    pub min_delta: f64,
+    /// Section 5: "reduced three times prior to termination".
+    pub max_drops: usize,
+    /// Step: epochs between drops.
+    pub step_epochs: usize,
+}
+
+impl Default for ScheduleRecipe {
+    fn default() -> Self {
+        Self {
+            policy: LrPolicy::Plateau,
+            factor: 0.1,
+            patience: 3,
+            min_delta: 0.001,
+            max_drops: 3,
+            step_epochs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunRecipe {
+    /// Section 5: "roughly 90 cycles through the training set".
+    pub epochs: usize,
+    pub seed: u64,
+    /// Compute backend: `flex` (pure Rust CPU), or `cuda` / `wgpu` when built with those features.
+    pub backend: String,
+}
+
+impl Default for RunRecipe {
+    fn default() -> Self {
+        Self {
+            epochs: 90,
+            seed: 0,
+            backend: "flex".into(),
+        }
+    }
+}
+
+/// Sets `dotted.key` in a TOML tree to `raw`, read as a TOML value (a number, bool, string, array)
+/// or, failing that, as a bare string.
+fn set_dotted(tree: &mut toml::Table, key: &str, raw: &str) -> Result<(), RecipeError> {
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts
+        .pop()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| RecipeError::BadOverride(key.into()))?;
+    let mut table = tree;
+    for part in parts {
+        table = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| RecipeError::BadOverride(format!("{key}={raw}")))?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+impl Recipe {
+    /// Reads `path` (or the paper's defaults when `None`) and applies `overrides` (`KEY=VALUE`).
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self, RecipeError> {
+        let (text, source_name) = match path {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|e| RecipeError::Unreadable {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?,
+                path.display().to_string(),
+            ),
+            None => (String::new(), "(paper defaults)".to_string()),
+        };
+        Self::from_toml(&text, &source_name, overrides)
+    }
+
+    pub fn from_toml(
+        text: &str,
+        source_name: &str,
+        overrides: &[String],
+    ) -> Result<Self, RecipeError> {
+        let invalid = |reason: String| RecipeError::Invalid {
+            source_name: source_name.to_string(),
+            reason: reason.trim().replace('\n', " "),
+        };
+        let mut tree: toml::Table =
+            toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
+        for item in overrides {
+            let (key, raw) = item
+                .split_once('=')
+                .ok_or_else(|| RecipeError::BadOverride(item.clone()))?;
+            set_dotted(&mut tree, key.trim(), raw.trim())?;
+        }
+        let recipe: Recipe = tree
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.message().to_string()))?;
+        recipe.validate().map_err(invalid)?;
+        Ok(recipe)
+    }
+
+    /// Range checks on the fields that serde's types do not already check.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks: [(bool, String); 7] = [
+            (
+                self.optim.batch_size > 0,
+                "optim.batch_size must be at least 1".into(),
+            ),
+            (
+                self.optim.lr > 0.0 && self.optim.lr.is_finite(),
+                format!("optim.lr must be positive, got {}", self.optim.lr),
+            ),
+            (
+                (0.0..1.0).contains(&self.optim.momentum),
+                format!(
+                    "optim.momentum must be in [0, 1), got {}",
+                    self.optim.momentum
+                ),
+            ),
+            (
+                self.optim.weight_decay >= 0.0,
+                format!(
+                    "optim.weight_decay must be >= 0, got {}",
+                    self.optim.weight_decay
+                ),
+            ),
+            (
+                self.schedule.factor > 0.0 && self.schedule.factor < 1.0,
+                format!(
+                    "schedule.factor must be in (0, 1), got {}",
+                    self.schedule.factor
+                ),
+            ),
+            (
+                self.data.pca_sigma >= 0.0 && self.data.pca_sigma.is_finite(),
+                format!("data.pca_sigma must be >= 0, got {}", self.data.pca_sigma),
+            ),
+            (
+                self.data.resize >= self.model.input_size(),
+                format!(
+                    "data.resize {} is smaller than the model's input size {}",
+                    self.data.resize,
+                    self.model.input_size()
+                ),
+            ),
+        ];
+        if let Some((_, message)) = checks.into_iter().find(|(ok, _)| !ok) {
+            return Err(message);
+        }
+        self.model.validate().map_err(|e| e.to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a recipe always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_papers_numbers() {
+        let r = Recipe::default();
+        assert_eq!(
+            (
+                r.optim.batch_size,
+                r.optim.lr,
+                r.optim.momentum,
+                r.optim.weight_decay
+            ),
+            (128, 0.01, 0.9, 0.0005)
+        );
+        assert_eq!(
+            (r.data.resize, r.model.input_size(), r.data.pca_sigma),
+            (256, 224, 0.1)
+        );
+        assert_eq!(
+            (r.schedule.factor, r.schedule.max_drops, r.run.epochs),
+            (0.1, 3, 90)
+        );
+        assert_eq!(r.model.dropout, 0.5);
+    }
+
+    #[test]
+    fn toml_then_overrides_then_round_trip() {
+        let text = "[optim]\nlr = 0.02\n[model]\narch = \"alexnet-cifar\"\n";
+        let r = Recipe::from_toml(
+            text,
+            "test",
+            &[
+                "optim.batch_size=64".into(),
+                "data.dir=/tmp/x".into(),
+                "model.lrn=false".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.optim.lr, 0.02);
+        assert_eq!(r.optim.batch_size, 64);
+        assert_eq!(r.data.dir, PathBuf::from("/tmp/x"));
+        assert_eq!(r.model.lrn, Some(false));
+        assert_eq!(r.model.input_size(), 32);
+        let again = Recipe::from_toml(&r.to_toml(), "saved", &[]).unwrap();
+        assert_eq!(again, r);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let err = Recipe::from_toml("[optim]\nlrr = 1\n", "r.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("r.toml") && err.contains("lrr"), "{err}");
+        let err = Recipe::from_toml("", "r.toml", &["optim.lr=-1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("optim.lr"), "{err}");
+        let err = Recipe::from_toml("[model]\narch = \"vgg\"\n", "r.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vgg"), "{err}");
+        assert!(Recipe::from_toml("", "r", &["novalue".into()]).is_err());
+    }
+}

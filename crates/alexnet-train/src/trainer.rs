@@ -1,0 +1,330 @@
+//! The training loop (Section 5): batches of 128 augmented images, forward, cross-entropy loss,
+//! backward, the paper's SGD update; after each epoch the validation error (centre crop), the
+//! learning-rate policy, a metrics line and a checkpoint.
+//!
+//! A run directory holds `recipe.toml`, `stats.safetensors` (mean image and PCA of the training
+//! set, computed once), `metrics.jsonl`, `last.safetensors` and `best.safetensors` (lowest
+//! validation top-1 error). `resume` continues from `last.safetensors` at the next epoch, with the
+//! same weights, velocities, schedule, data order and dropout seed as an uninterrupted run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use alexnet_data::{BatchLoader, DataError, DatasetStats, DecodedSet, ImageFolder, ViewPlan};
+use alexnet_eval::{EvalReport, evaluate, top_k};
+use alexnet_model::{AlexNet, ModelError};
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::backend::{BackendError, device};
+use crate::checkpoint::{
+    Checkpoint, CheckpointError, Progress, load_params, load_stats, named_params, save_stats,
+    velocities_from_named, velocities_to_named,
+};
+use crate::metrics::{EpochMetrics, append};
+use crate::recipe::{Recipe, RecipeError};
+use crate::schedule::LrSchedule;
+use crate::sgd::PaperSgd;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    #[error(
+        "training diverged: the loss is {loss} at epoch {epoch}, step {step} (try a lower optim.lr)"
+    )]
+    Diverged { epoch: usize, step: u64, loss: f32 },
+    #[error("cannot resume {0}: it has no last.safetensors")]
+    NothingToResume(PathBuf),
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
+    move |e| TrainError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub run_dir: PathBuf,
+    /// Continue the run in `run_dir` from its last checkpoint.
+    pub resume: bool,
+    /// Stop after this many epochs in this call (the run can be resumed), e.g. to split a long run.
+    pub stop_after: Option<usize>,
+    /// On resume: train until this many epochs are done instead of the saved recipe's `run.epochs`.
+    pub resume_epochs: Option<usize>,
+    /// Hide progress bars and per-epoch lines (tests).
+    pub quiet: bool,
+}
+
+/// What a finished call of [`train`] reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub epochs: Vec<EpochMetrics>,
+    pub last_checkpoint: PathBuf,
+    pub best_checkpoint: PathBuf,
+}
+
+/// Training and validation sets in memory, with the training set's statistics.
+pub struct RunData {
+    pub train: Arc<DecodedSet>,
+    pub val: Arc<DecodedSet>,
+    pub stats: Arc<DatasetStats>,
+}
+
+pub fn progress_bar(length: u64, quiet: bool, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what:>8} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} ETA {{eta}} {{msg}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Decodes both splits and computes (or reads back) the training set's mean image and PCA.
+pub fn load_data(recipe: &Recipe, run_dir: &Path, quiet: bool) -> Result<RunData, TrainError> {
+    let data = &recipe.data;
+    let train_folder = ImageFolder::scan(&data.dir.join(&data.train_split))?;
+    let val_folder = ImageFolder::scan(&data.dir.join(&data.val_split))?;
+    val_folder.expect_classes(&train_folder.class_names)?;
+    let train = DecodedSet::load(
+        &train_folder,
+        data.resize,
+        &progress_bar(0, quiet, "decode"),
+    )?;
+    let val = DecodedSet::load(&val_folder, data.resize, &progress_bar(0, quiet, "decode"))?;
+    let stats_path = run_dir.join("stats.safetensors");
+    let stats = match load_stats(&stats_path) {
+        Ok(stats) if stats.side == train.side => stats,
+        _ => {
+            let stats = DatasetStats::compute(&train);
+            save_stats(&stats_path, &stats)?;
+            stats
+        }
+    };
+    Ok(RunData {
+        train: Arc::new(train),
+        val: Arc::new(val),
+        stats: Arc::new(stats),
+    })
+}
+
+/// Validation top-1/top-5 error of `model` on the centre crops of `loader`'s split.
+pub fn validate(model: &AlexNet, loader: &BatchLoader, device: &Device, quiet: bool) -> EvalReport {
+    evaluate(
+        &[(model.valid(), loader.clone())],
+        device,
+        &progress_bar(0, quiet, "val"),
+    )
+}
+
+/// Trains `recipe` into `options.run_dir` (or resumes it), until `run.epochs` epochs are done.
+pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, TrainError> {
+    let run_dir = &options.run_dir;
+    let last_path = run_dir.join("last.safetensors");
+    let best_path = run_dir.join("best.safetensors");
+    let resumed = if options.resume {
+        if !last_path.exists() {
+            return Err(TrainError::NothingToResume(run_dir.clone()));
+        }
+        Some(Checkpoint::load(&last_path)?)
+    } else {
+        None
+    };
+    // A resumed run keeps its own recipe, except perhaps for how many epochs it should reach.
+    let mut recipe = match &resumed {
+        Some(checkpoint) => {
+            let mut saved = checkpoint.recipe.clone();
+            saved.run.epochs = options.resume_epochs.unwrap_or(saved.run.epochs);
+            saved
+        }
+        None => recipe,
+    };
+    let plain_device = device(&recipe.run.backend)?;
+    let device = plain_device.clone().autodiff();
+    std::fs::create_dir_all(run_dir).map_err(io_error(run_dir))?;
+
+    let data = load_data(&recipe, run_dir, options.quiet)?;
+    recipe.model.num_classes = data.train.class_names.len();
+    recipe.model.validate()?;
+    let recipe_path = run_dir.join("recipe.toml");
+    std::fs::write(&recipe_path, recipe.to_toml()).map_err(io_error(&recipe_path))?;
+
+    let mut model = AlexNet::new(&recipe.model, &device)?;
+    let mut sgd = PaperSgd::new(recipe.optim.momentum, recipe.optim.weight_decay);
+    let mut progress = Progress {
+        epochs_done: 0,
+        step: 0,
+        schedule: LrSchedule::new(recipe.optim.lr),
+        wall_seconds: 0.0,
+    };
+    if let Some(checkpoint) = resumed {
+        model = load_params(model, &checkpoint.weights)?;
+        sgd.velocities = velocities_from_named(&checkpoint.velocities, &device.clone().inner());
+        progress = checkpoint.progress;
+    }
+
+    let crop = recipe.model.input_size();
+    let seed = recipe.run.seed;
+    let plan = ViewPlan::Train {
+        flip: recipe.data.flip,
+        pca_sigma: recipe.data.pca_sigma,
+    };
+    let mut train_loader = BatchLoader::new(
+        data.train.clone(),
+        data.stats.clone(),
+        crop,
+        recipe.optim.batch_size,
+        plan,
+        seed,
+    )?;
+    train_loader.prefetch = recipe.data.prefetch.max(1);
+    let val_loader = BatchLoader::new(
+        data.val.clone(),
+        data.stats.clone(),
+        crop,
+        recipe.optim.batch_size,
+        ViewPlan::Centre,
+        seed,
+    )?;
+    let loss_function = CrossEntropyLossConfig::new().init(&device);
+
+    let mut epochs = Vec::new();
+    let last_epoch = options.stop_after.map_or(recipe.run.epochs, |n| {
+        recipe.run.epochs.min(progress.epochs_done + n)
+    });
+    for epoch in progress.epochs_done..last_epoch {
+        // Dropout draws from the backend's generator: seeding it per epoch makes a resumed run
+        // draw what the uninterrupted one would have.
+        plain_device.seed(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let lr = progress.schedule.lr;
+        let bar = progress_bar(
+            data.train.len() as u64,
+            options.quiet,
+            &format!("epoch {}", epoch + 1),
+        );
+        let started = Instant::now();
+        let (mut loss_sum, mut misses, mut seen) = (0.0f64, 0usize, 0usize);
+        for batch in train_loader.epoch(epoch, 0) {
+            let n = batch.len();
+            let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+            let images =
+                Tensor::<4>::from_data(TensorData::new(batch.images, [n, 3, crop, crop]), &device);
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &device);
+            let logits = model.forward(images);
+            let loss = loss_function.forward(logits.clone(), targets);
+            let loss_value = loss.clone().into_scalar::<f32>();
+            if !loss_value.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch: epoch + 1,
+                    step: progress.step,
+                    loss: loss_value,
+                });
+            }
+            let host_logits = logits
+                .inner()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 logits");
+            let classes = host_logits.len() / n;
+            misses += host_logits
+                .chunks_exact(classes)
+                .zip(&batch.labels)
+                .filter(|&(row, &label)| top_k(row, 1)[0] != label)
+                .count();
+            let gradients = GradientsParams::from_grads(loss.backward(), &model);
+            model = sgd.step(lr, model, gradients);
+            progress.step += 1;
+            loss_sum += loss_value as f64 * n as f64;
+            seen += n;
+            bar.inc(n as u64);
+            bar.set_message(format!(
+                "loss {:.4} top-1 err {:.3} lr {lr:.0e}",
+                loss_sum / seen as f64,
+                misses as f64 / seen as f64
+            ));
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+
+        let report = validate(&model, &val_loader, &plain_device, options.quiet);
+        let epoch_seconds = started.elapsed().as_secs_f64();
+        progress.wall_seconds += epoch_seconds;
+        progress.epochs_done = epoch + 1;
+        let dropped = progress.schedule.end_of_epoch(
+            &recipe.schedule,
+            progress.epochs_done,
+            report.top1_error,
+        );
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            step: progress.step,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_top1_error: misses as f64 / seen.max(1) as f64,
+            val_top1_error: report.top1_error,
+            val_top5_error: report.top5_error,
+            images_per_second: seen as f64 / train_seconds,
+            epoch_seconds,
+            wall_seconds: progress.wall_seconds,
+        };
+
+        let is_best = progress.schedule.best_error == Some(report.top1_error);
+        let checkpoint = Checkpoint {
+            recipe: recipe.clone(),
+            class_names: data.train.class_names.clone(),
+            progress: progress.clone(),
+            weights: named_params(&model),
+            velocities: velocities_to_named(&sgd.velocities),
+            stats: (*data.stats).clone(),
+        };
+        checkpoint.save(&last_path)?;
+        if is_best {
+            checkpoint.save(&best_path)?;
+        }
+        let metrics_path = run_dir.join("metrics.jsonl");
+        append(&metrics_path, &metrics).map_err(io_error(&metrics_path))?;
+        if !options.quiet {
+            println!(
+                "epoch {:>3}  loss {:.4}  train top-1 err {:.4}  val top-1 err {:.4}  top-5 err {:.4}  lr {:.0e}  {:.1} img/s  {:.0} s{}",
+                metrics.epoch,
+                metrics.train_loss,
+                metrics.train_top1_error,
+                metrics.val_top1_error,
+                metrics.val_top5_error,
+                lr,
+                metrics.images_per_second,
+                epoch_seconds,
+                if dropped { "  (lr / 10)" } else { "" }
+            );
+        }
+        epochs.push(metrics);
+    }
+    Ok(TrainSummary {
+        epochs,
+        last_checkpoint: last_path,
+        best_checkpoint: best_path,
+    })
+}
