@@ -15,6 +15,7 @@ pub struct DemoArgs {
     /// Recipe for the demo run.
     #[arg(long, default_value = "recipes/demo.toml")]
     recipe: PathBuf,
+    /// Replaced on each run of the demo.
     #[arg(long, default_value = "runs/demo")]
     run_dir: PathBuf,
 }
@@ -25,6 +26,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
             "{} does not exist: run the demo from the repository root",
             args.data.display()
         );
+    }
+    // The demo owns its run directory: a previous demo run there is replaced.
+    if args.run_dir.join("recipe.toml").exists() {
+        std::fs::remove_dir_all(&args.run_dir)?;
     }
     let exe = std::env::current_exe()?;
     let data = args.data.display().to_string();

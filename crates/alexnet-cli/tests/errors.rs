@@ -137,6 +137,14 @@ fn a_failing_resume_keeps_what_was_written() {
         metrics_before
     );
 
+    // Training afresh into a directory that holds a run would overwrite it: refused.
+    let out = train_on(&small_set("keep-again"), &run, &[]);
+    assert_clean_error(&out, &["already holds a run"]);
+    assert_eq!(
+        std::fs::read(run.join("last.safetensors")).unwrap(),
+        checkpoint
+    );
+
     let out = alexnet(&["eval", "/nonexistent/ckpt.safetensors"]);
     assert_clean_error(&out, &["/nonexistent/ckpt.safetensors"]);
 }

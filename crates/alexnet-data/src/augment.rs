@@ -215,16 +215,16 @@ mod tests {
         let mut mean = [0.0f64; 3];
         let mut cov = [[0.0f64; 3]; 3];
         for s in &shifts {
-            for c in 0..3 {
+            for (c, row) in cov.iter_mut().enumerate() {
                 mean[c] += s[c] as f64 / n as f64;
-                for d in 0..3 {
-                    cov[c][d] += (s[c] * s[d]) as f64 / n as f64;
+                for (d, entry) in row.iter_mut().enumerate() {
+                    *entry += (s[c] * s[d]) as f64 / n as f64;
                 }
             }
         }
-        for c in 0..3 {
-            assert!(mean[c].abs() < 0.02, "mean {mean:?}");
-            for d in 0..3 {
+        assert!(mean.iter().all(|m| m.abs() < 0.02), "mean {mean:?}");
+        for (c, row) in cov.iter().enumerate() {
+            for (d, &got) in row.iter().enumerate() {
                 let want: f64 = (0..3)
                     .map(|i| {
                         (sigma * sigma) as f64
@@ -234,9 +234,8 @@ mod tests {
                     .sum();
                 let tolerance = 0.03 * want.abs() + 0.005;
                 assert!(
-                    (cov[c][d] - want).abs() < tolerance,
-                    "cov[{c}][{d}] {} want {want}",
-                    cov[c][d]
+                    (got - want).abs() < tolerance,
+                    "cov[{c}][{d}] {got} want {want}"
                 );
             }
         }

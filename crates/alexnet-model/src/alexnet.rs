@@ -361,8 +361,10 @@ mod tests {
 
     #[test]
     fn non_overlapping_pooling_keeps_the_sizes() {
-        let mut config = ModelConfig::default();
-        config.pooling = Some(Pooling::NonOverlapping);
+        let config = ModelConfig {
+            pooling: Some(Pooling::NonOverlapping),
+            ..ModelConfig::default()
+        };
         let table = layer_table(&config).unwrap();
         assert_eq!(table.convs[0].pool, Some((2, 2)));
         assert_eq!(table.fcs[0].inputs, 256 * 6 * 6);
@@ -406,16 +408,20 @@ mod tests {
         assert!(mean.abs() < 1e-5, "mean {mean}");
         assert!((std - 0.01).abs() < 1e-4, "std {std}");
 
-        let mut caffe = ModelConfig::default();
-        caffe.bias_one = 0.1;
+        let caffe = ModelConfig {
+            bias_one: 0.1,
+            ..ModelConfig::default()
+        };
         let model = AlexNet::new(&caffe, &device).unwrap();
         assert!((bias_of(&model.features[1].conv.bias)[0] - 0.1).abs() < 1e-7);
     }
 
     #[test]
     fn bad_switches_are_refused_with_the_field_name() {
-        let mut config = ModelConfig::default();
-        config.dropout = 1.0;
+        let mut config = ModelConfig {
+            dropout: 1.0,
+            ..ModelConfig::default()
+        };
         assert_eq!(config.validate(), Err(ModelError::Dropout(1.0)));
         config.dropout = 0.5;
         config.towers = Some(3);

@@ -20,6 +20,10 @@ use crate::schedule::LrSchedule;
 
 const FORMAT: &str = "alexnet-checkpoint-1";
 
+type Metadata = HashMap<String, String>;
+/// Tensors by group (`model`, `velocity`, `stats`).
+type TensorGroups = HashMap<String, Vec<NamedTensor>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{path}: cannot write checkpoint: {reason}")]
@@ -271,9 +275,7 @@ fn write_tensor_file(
 }
 
 /// Reads a file written by [`write_tensor_file`]: its metadata and its tensors by group.
-fn read_tensor_file(
-    path: &Path,
-) -> Result<(HashMap<String, String>, HashMap<String, Vec<NamedTensor>>), CheckpointError> {
+fn read_tensor_file(path: &Path) -> Result<(Metadata, TensorGroups), CheckpointError> {
     let read_error = |reason: String| CheckpointError::Read {
         path: path.to_path_buf(),
         reason,

@@ -18,7 +18,7 @@ pub enum RecipeError {
     BadOverride(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Recipe {
     pub model: ModelConfig,
@@ -26,18 +26,6 @@ pub struct Recipe {
     pub optim: OptimRecipe,
     pub schedule: ScheduleRecipe,
     pub run: RunRecipe,
-}
-
-impl Default for Recipe {
-    fn default() -> Self {
-        Self {
-            model: ModelConfig::default(),
-            data: DataRecipe::default(),
-            optim: OptimRecipe::default(),
-            schedule: ScheduleRecipe::default(),
-            run: RunRecipe::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -41,7 +41,9 @@ impl LrSchedule {
         }
         let drop = match recipe.policy {
             LrPolicy::Fixed => false,
-            LrPolicy::Step => recipe.step_epochs > 0 && epochs_done % recipe.step_epochs == 0,
+            LrPolicy::Step => {
+                recipe.step_epochs > 0 && epochs_done.is_multiple_of(recipe.step_epochs)
+            }
             LrPolicy::Plateau => {
                 self.epochs_without_improvement = if improved {
                     0

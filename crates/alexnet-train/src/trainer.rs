@@ -7,6 +7,7 @@
 //! validation top-1 error). `resume` continues from `last.safetensors` at the next epoch, with the
 //! same weights, velocities, schedule, data order and dropout seed as an uninterrupted run.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,6 +51,8 @@ pub enum TrainError {
     Diverged { epoch: usize, step: u64, loss: f32 },
     #[error("cannot resume {0}: it has no last.safetensors")]
     NothingToResume(PathBuf),
+    #[error("{0} already holds a run: continue it with --resume, or choose another --run-dir")]
+    RunExists(PathBuf),
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
@@ -150,6 +153,9 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
         }
         Some(Checkpoint::load(&last_path)?)
     } else {
+        if last_path.exists() || run_dir.join("metrics.jsonl").exists() {
+            return Err(TrainError::RunExists(run_dir.clone()));
+        }
         None
     };
     // A resumed run keeps its own recipe, except perhaps for how many epochs it should reach.
@@ -226,7 +232,12 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
         );
         let started = Instant::now();
         let (mut loss_sum, mut misses, mut seen) = (0.0f64, 0usize, 0usize);
-        for batch in train_loader.epoch(epoch, 0) {
+        // Without a terminal (a run in the background, logging to a file) the bar is invisible:
+        // print its state as a line ten times an epoch instead.
+        let batches = train_loader.batches_per_epoch();
+        let log_every =
+            (!options.quiet && !std::io::stderr().is_terminal()).then_some(batches.div_ceil(10));
+        for (batch_index, batch) in train_loader.epoch(epoch, 0).into_iter().enumerate() {
             let n = batch.len();
             let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
             let images =
@@ -260,11 +271,21 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
             loss_sum += loss_value as f64 * n as f64;
             seen += n;
             bar.inc(n as u64);
-            bar.set_message(format!(
+            let status = format!(
                 "loss {:.4} top-1 err {:.3} lr {lr:.0e}",
                 loss_sum / seen as f64,
                 misses as f64 / seen as f64
-            ));
+            );
+            if log_every.is_some_and(|every| (batch_index + 1) % every == 0) {
+                let rate = seen as f64 / started.elapsed().as_secs_f64();
+                let eta = (data.train.len() - seen) as f64 / rate;
+                println!(
+                    "epoch {} batch {}/{batches} {status} {rate:.1} img/s ETA {eta:.0} s",
+                    epoch + 1,
+                    batch_index + 1
+                );
+            }
+            bar.set_message(status);
         }
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
