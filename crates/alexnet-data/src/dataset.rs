@@ -31,19 +31,21 @@ impl DecodedSet {
         progress: &ProgressBar,
     ) -> Result<Self, DataError> {
         progress.set_length(folder.files.len() as u64);
-        let patches: Vec<Vec<u8>> = folder
-            .files
-            .par_iter()
-            .map(|file| {
-                let patch = load_square_patch(&file.path, side);
+        // Each patch is decoded straight into its slot: no second copy of the whole set.
+        let patch_size = side * side * 3;
+        let mut pixels = vec![0u8; folder.files.len() * patch_size];
+        pixels
+            .par_chunks_mut(patch_size)
+            .zip(&folder.files)
+            .try_for_each(|(slot, file)| {
+                slot.copy_from_slice(&load_square_patch(&file.path, side)?);
                 progress.inc(1);
-                patch
-            })
-            .collect::<Result<_, _>>()?;
-        progress.finish();
+                Ok::<(), DataError>(())
+            })?;
+        progress.finish_and_clear();
         Ok(Self {
             side,
-            pixels: patches.concat(),
+            pixels,
             labels: folder.files.iter().map(|f| f.label).collect(),
             class_names: folder.class_names.clone(),
             paths: folder.files.iter().map(|f| f.path.clone()).collect(),

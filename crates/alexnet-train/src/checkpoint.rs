@@ -403,3 +403,87 @@ pub fn model_from_checkpoint(
         .map_err(|e| CheckpointError::Mismatch(e.to_string()))?;
     Ok(load_params(model, &checkpoint.weights)?.valid())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alexnet_model::{AlexNet, Arch, ModelConfig};
+
+    fn stats() -> DatasetStats {
+        DatasetStats {
+            side: 2,
+            mean_image: (0..12).map(|v| v as f32).collect(),
+            eigenvalues: [3.0, 2.0, 1.0],
+            eigenvectors: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_round_trips_and_rebuilds_the_same_network() {
+        let device = Device::flex();
+        let mut recipe = Recipe {
+            model: ModelConfig::new(Arch::AlexnetCifar, 3),
+            ..Recipe::default()
+        };
+        recipe.data.resize = 32;
+        let model = AlexNet::new(&recipe.model, &device).unwrap();
+        let velocities = HashMap::from([(
+            "features.0.conv.bias".to_string(),
+            Tensor::<1>::ones([32], &device),
+        )]);
+        let checkpoint = Checkpoint {
+            recipe: recipe.clone(),
+            class_names: vec!["a".into(), "b".into(), "c".into()],
+            progress: Progress {
+                epochs_done: 4,
+                step: 40,
+                schedule: LrSchedule::new(0.001),
+                wall_seconds: 1.5,
+            },
+            weights: named_params(&model),
+            velocities: velocities_to_named(&velocities),
+            stats: stats(),
+        };
+        let dir = std::env::temp_dir().join(format!("alexnet-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.safetensors");
+        checkpoint.save(&path).unwrap();
+        assert!(
+            !dir.join("c.safetensors.tmp").exists(),
+            "the temporary file was renamed"
+        );
+
+        let loaded = Checkpoint::load(&path).unwrap();
+        assert_eq!(loaded.recipe, recipe);
+        assert_eq!(loaded.progress, checkpoint.progress);
+        assert_eq!(loaded.stats, checkpoint.stats);
+        assert_eq!(loaded.velocities, checkpoint.velocities);
+        let rebuilt = model_from_checkpoint(&loaded, &device).unwrap();
+        let input =
+            Tensor::<4>::random([2, 3, 32, 32], burn::tensor::Distribution::Default, &device);
+        let a = model
+            .valid()
+            .forward(input.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b = rebuilt
+            .forward(input)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(a, b);
+
+        // Weights of another variant do not fit: the error names the first bad tensor.
+        let other = AlexNet::new(&ModelConfig::new(Arch::AlexnetCifar, 5), &device).unwrap();
+        let err = load_params(other, &loaded.weights).unwrap_err().to_string();
+        assert!(
+            err.contains("classifier.1.linear") && err.contains("shape"),
+            "{err}"
+        );
+
+        std::fs::write(&path, b"not a checkpoint").unwrap();
+        let err = Checkpoint::load(&path).unwrap_err().to_string();
+        assert!(err.contains("c.safetensors"), "{err}");
+    }
+}
