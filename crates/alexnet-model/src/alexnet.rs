@@ -371,6 +371,42 @@ mod tests {
     }
 
     #[test]
+    fn lrn_and_activation_switches_change_the_network() {
+        let device = Device::flex();
+        let paper = AlexNet::new(&ModelConfig::default(), &device).unwrap();
+        let with_lrn: Vec<bool> = paper.features.iter().map(|b| b.lrn.is_some()).collect();
+        assert_eq!(with_lrn, vec![true, true, false, false, false]);
+        let owt = AlexNet::new(&ModelConfig::new(Arch::AlexnetOwt, 10), &device).unwrap();
+        assert!(owt.features.iter().all(|b| b.lrn.is_none()));
+        let no_lrn = ModelConfig {
+            lrn: Some(false),
+            ..ModelConfig::default()
+        };
+        assert!(layer_table(&no_lrn).unwrap().convs.iter().all(|c| !c.lrn));
+
+        // tanh bounds every hidden activation in (-1, 1); ReLU's are unbounded above.
+        let tanh = ModelConfig {
+            activation: Activation::Tanh,
+            ..ModelConfig::new(Arch::AlexnetCifar, 10)
+        };
+        let model = AlexNet::new(&tanh, &device).unwrap();
+        let images = Tensor::<4>::full([1, 3, 32, 32], 100.0, &device);
+        let hidden = model
+            .last_hidden(images.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!(hidden.iter().all(|v| v.abs() < 1.0));
+        let relu = AlexNet::new(&ModelConfig::new(Arch::AlexnetCifar, 10), &device).unwrap();
+        let hidden = relu
+            .last_hidden(images)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!(hidden.iter().all(|&v| v >= 0.0) && hidden.iter().any(|&v| v > 1.0));
+    }
+
+    #[test]
     fn initialization_follows_section_5() {
         let device = Device::flex();
         let model = AlexNet::new(&ModelConfig::default(), &device).unwrap();
