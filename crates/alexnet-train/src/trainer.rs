@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use alexnet_data::{BatchLoader, DataError, DatasetStats, DecodedSet, ImageFolder, ViewPlan};
+use alexnet_data::{
+    Batch, BatchLoader, DataError, DatasetStats, DecodedSet, ImageFolder, ViewPlan,
+};
 use alexnet_eval::{EvalReport, evaluate, top_k};
 use alexnet_model::{AlexNet, ModelError};
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -142,31 +144,144 @@ pub fn validate(model: &AlexNet, loader: &BatchLoader, device: &Device, quiet: b
     )
 }
 
-/// Trains `recipe` into `options.run_dir` (or resumes it), until `run.epochs` epochs are done.
-pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, TrainError> {
+/// What one pass over the training set adds up to.
+struct EpochTotals {
+    loss_sum: f64,
+    misses: usize,
+    seen: usize,
+    seconds: f64,
+}
+
+/// The state that changes with every step.
+struct Learner {
+    model: AlexNet,
+    sgd: PaperSgd,
+    progress: Progress,
+}
+
+/// Section 5: one step of stochastic gradient descent on one batch. Returns the batch's mean loss
+/// and how many of its images the network got wrong (top-1).
+fn train_step(
+    learner: &mut Learner,
+    batch: Batch,
+    loss_function: &CrossEntropyLoss,
+    device: &Device,
+) -> Result<(f32, usize), TrainError> {
+    let n = batch.len();
+    let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+    let images = Tensor::<4>::from_data(
+        TensorData::new(batch.images, [n, 3, batch.crop, batch.crop]),
+        device,
+    );
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
+    let logits = learner.model.forward(images);
+    let loss = loss_function.forward(logits.clone(), targets);
+    let loss_value = loss.clone().into_scalar::<f32>();
+    if !loss_value.is_finite() {
+        return Err(TrainError::Diverged {
+            epoch: learner.progress.epochs_done + 1,
+            step: learner.progress.step,
+            loss: loss_value,
+        });
+    }
+    let host_logits = logits
+        .inner()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 logits");
+    let misses = host_logits
+        .chunks_exact(host_logits.len() / n)
+        .zip(&batch.labels)
+        .filter(|&(row, &label)| top_k(row, 1)[0] != label)
+        .count();
+    let gradients = GradientsParams::from_grads(loss.backward(), &learner.model);
+    let model = learner.model.clone();
+    learner.model = learner
+        .sgd
+        .step(learner.progress.schedule.lr, model, gradients);
+    learner.progress.step += 1;
+    Ok((loss_value, misses))
+}
+
+/// One epoch: every batch of `loader`, with a progress bar (or, without a terminal, a log line ten
+/// times an epoch, so that a run in the background still says how it goes).
+fn train_epoch(
+    learner: &mut Learner,
+    loader: &BatchLoader,
+    loss_function: &CrossEntropyLoss,
+    device: &Device,
+    quiet: bool,
+) -> Result<EpochTotals, TrainError> {
+    let epoch = learner.progress.epochs_done;
+    let images = loader.set.len();
+    let bar = progress_bar(images as u64, quiet, &format!("epoch {}", epoch + 1));
+    let batches = loader.batches_per_epoch();
+    let log_every = (!quiet && !std::io::stderr().is_terminal()).then_some(batches.div_ceil(10));
+    let started = Instant::now();
+    let mut totals = EpochTotals {
+        loss_sum: 0.0,
+        misses: 0,
+        seen: 0,
+        seconds: 0.0,
+    };
+    for (index, batch) in loader.epoch(epoch, 0).into_iter().enumerate() {
+        let n = batch.len();
+        let (loss, misses) = train_step(learner, batch, loss_function, device)?;
+        totals.loss_sum += loss as f64 * n as f64;
+        totals.misses += misses;
+        totals.seen += n;
+        bar.inc(n as u64);
+        let status = format!(
+            "loss {:.4} top-1 err {:.3} lr {:.0e}",
+            totals.loss_sum / totals.seen as f64,
+            totals.misses as f64 / totals.seen as f64,
+            learner.progress.schedule.lr
+        );
+        if log_every.is_some_and(|every| (index + 1) % every == 0) {
+            let rate = totals.seen as f64 / started.elapsed().as_secs_f64();
+            let eta = (images - totals.seen) as f64 / rate;
+            println!(
+                "epoch {} batch {}/{batches} {status} {rate:.1} img/s ETA {eta:.0} s",
+                epoch + 1,
+                index + 1
+            );
+        }
+        bar.set_message(status);
+    }
+    bar.finish_and_clear();
+    totals.seconds = started.elapsed().as_secs_f64();
+    Ok(totals)
+}
+
+/// The recipe to train with and, when resuming, the checkpoint to start from. A resumed run keeps
+/// its own recipe, except perhaps for how many epochs it should reach; a fresh run refuses a
+/// directory that already holds one.
+fn start_or_resume(
+    recipe: Recipe,
+    options: &TrainOptions,
+) -> Result<(Recipe, Option<Checkpoint>), TrainError> {
     let run_dir = &options.run_dir;
     let last_path = run_dir.join("last.safetensors");
-    let best_path = run_dir.join("best.safetensors");
-    let resumed = if options.resume {
-        if !last_path.exists() {
-            return Err(TrainError::NothingToResume(run_dir.clone()));
-        }
-        Some(Checkpoint::load(&last_path)?)
-    } else {
+    if !options.resume {
         if last_path.exists() || run_dir.join("metrics.jsonl").exists() {
             return Err(TrainError::RunExists(run_dir.clone()));
         }
-        None
-    };
-    // A resumed run keeps its own recipe, except perhaps for how many epochs it should reach.
-    let mut recipe = match &resumed {
-        Some(checkpoint) => {
-            let mut saved = checkpoint.recipe.clone();
-            saved.run.epochs = options.resume_epochs.unwrap_or(saved.run.epochs);
-            saved
-        }
-        None => recipe,
-    };
+        return Ok((recipe, None));
+    }
+    if !last_path.exists() {
+        return Err(TrainError::NothingToResume(run_dir.clone()));
+    }
+    let checkpoint = Checkpoint::load(&last_path)?;
+    let mut saved = checkpoint.recipe.clone();
+    saved.run.epochs = options.resume_epochs.unwrap_or(saved.run.epochs);
+    Ok((saved, Some(checkpoint)))
+}
+
+/// Trains `recipe` into `options.run_dir` (or resumes it), until `run.epochs` epochs are done.
+pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, TrainError> {
+    let run_dir = &options.run_dir;
+    let (mut recipe, resumed) = start_or_resume(recipe, options)?;
     let plain_device = device(&recipe.run.backend)?;
     let device = plain_device.clone().autodiff();
     std::fs::create_dir_all(run_dir).map_err(io_error(run_dir))?;
@@ -177,18 +292,20 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
     let recipe_path = run_dir.join("recipe.toml");
     std::fs::write(&recipe_path, recipe.to_toml()).map_err(io_error(&recipe_path))?;
 
-    let mut model = AlexNet::new(&recipe.model, &device)?;
-    let mut sgd = PaperSgd::new(recipe.optim.momentum, recipe.optim.weight_decay);
-    let mut progress = Progress {
-        epochs_done: 0,
-        step: 0,
-        schedule: LrSchedule::new(recipe.optim.lr),
-        wall_seconds: 0.0,
+    let mut learner = Learner {
+        model: AlexNet::new(&recipe.model, &device)?,
+        sgd: PaperSgd::new(recipe.optim.momentum, recipe.optim.weight_decay),
+        progress: Progress {
+            epochs_done: 0,
+            step: 0,
+            schedule: LrSchedule::new(recipe.optim.lr),
+            wall_seconds: 0.0,
+        },
     };
     if let Some(checkpoint) = resumed {
-        model = load_params(model, &checkpoint.weights)?;
-        sgd.velocities = velocities_from_named(&checkpoint.velocities, &device.clone().inner());
-        progress = checkpoint.progress;
+        learner.model = load_params(learner.model, &checkpoint.weights)?;
+        learner.sgd.velocities = velocities_from_named(&checkpoint.velocities, &plain_device);
+        learner.progress = checkpoint.progress;
     }
 
     let crop = recipe.model.input_size();
@@ -197,11 +314,12 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
         flip: recipe.data.flip,
         pca_sigma: recipe.data.pca_sigma,
     };
+    let batch_size = recipe.optim.batch_size;
     let mut train_loader = BatchLoader::new(
         data.train.clone(),
         data.stats.clone(),
         crop,
-        recipe.optim.batch_size,
+        batch_size,
         plan,
         seed,
     )?;
@@ -210,88 +328,37 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
         data.val.clone(),
         data.stats.clone(),
         crop,
-        recipe.optim.batch_size,
+        batch_size,
         ViewPlan::Centre,
         seed,
     )?;
     let loss_function = CrossEntropyLossConfig::new().init(&device);
 
+    let last_path = run_dir.join("last.safetensors");
+    let best_path = run_dir.join("best.safetensors");
+    let metrics_path = run_dir.join("metrics.jsonl");
     let mut epochs = Vec::new();
     let last_epoch = options.stop_after.map_or(recipe.run.epochs, |n| {
-        recipe.run.epochs.min(progress.epochs_done + n)
+        recipe.run.epochs.min(learner.progress.epochs_done + n)
     });
-    for epoch in progress.epochs_done..last_epoch {
+    while learner.progress.epochs_done < last_epoch {
+        let epoch = learner.progress.epochs_done;
         // Dropout draws from the backend's generator: seeding it per epoch makes a resumed run
         // draw what the uninterrupted one would have.
         plain_device.seed(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-        let lr = progress.schedule.lr;
-        let bar = progress_bar(
-            data.train.len() as u64,
+        let lr = learner.progress.schedule.lr;
+        let totals = train_epoch(
+            &mut learner,
+            &train_loader,
+            &loss_function,
+            &device,
             options.quiet,
-            &format!("epoch {}", epoch + 1),
-        );
-        let started = Instant::now();
-        let (mut loss_sum, mut misses, mut seen) = (0.0f64, 0usize, 0usize);
-        // Without a terminal (a run in the background, logging to a file) the bar is invisible:
-        // print its state as a line ten times an epoch instead.
-        let batches = train_loader.batches_per_epoch();
-        let log_every =
-            (!options.quiet && !std::io::stderr().is_terminal()).then_some(batches.div_ceil(10));
-        for (batch_index, batch) in train_loader.epoch(epoch, 0).into_iter().enumerate() {
-            let n = batch.len();
-            let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
-            let images =
-                Tensor::<4>::from_data(TensorData::new(batch.images, [n, 3, crop, crop]), &device);
-            let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &device);
-            let logits = model.forward(images);
-            let loss = loss_function.forward(logits.clone(), targets);
-            let loss_value = loss.clone().into_scalar::<f32>();
-            if !loss_value.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch: epoch + 1,
-                    step: progress.step,
-                    loss: loss_value,
-                });
-            }
-            let host_logits = logits
-                .inner()
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 logits");
-            let classes = host_logits.len() / n;
-            misses += host_logits
-                .chunks_exact(classes)
-                .zip(&batch.labels)
-                .filter(|&(row, &label)| top_k(row, 1)[0] != label)
-                .count();
-            let gradients = GradientsParams::from_grads(loss.backward(), &model);
-            model = sgd.step(lr, model, gradients);
-            progress.step += 1;
-            loss_sum += loss_value as f64 * n as f64;
-            seen += n;
-            bar.inc(n as u64);
-            let status = format!(
-                "loss {:.4} top-1 err {:.3} lr {lr:.0e}",
-                loss_sum / seen as f64,
-                misses as f64 / seen as f64
-            );
-            if log_every.is_some_and(|every| (batch_index + 1) % every == 0) {
-                let rate = seen as f64 / started.elapsed().as_secs_f64();
-                let eta = (data.train.len() - seen) as f64 / rate;
-                println!(
-                    "epoch {} batch {}/{batches} {status} {rate:.1} img/s ETA {eta:.0} s",
-                    epoch + 1,
-                    batch_index + 1
-                );
-            }
-            bar.set_message(status);
-        }
-        let train_seconds = started.elapsed().as_secs_f64();
-        bar.finish_and_clear();
+        )?;
+        let validation_started = Instant::now();
+        let report = validate(&learner.model, &val_loader, &plain_device, options.quiet);
+        let epoch_seconds = totals.seconds + validation_started.elapsed().as_secs_f64();
 
-        let report = validate(&model, &val_loader, &plain_device, options.quiet);
-        let epoch_seconds = started.elapsed().as_secs_f64();
+        let progress = &mut learner.progress;
         progress.wall_seconds += epoch_seconds;
         progress.epochs_done = epoch + 1;
         let dropped = progress.schedule.end_of_epoch(
@@ -303,29 +370,27 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
             epoch: epoch + 1,
             step: progress.step,
             lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_top1_error: misses as f64 / seen.max(1) as f64,
+            train_loss: totals.loss_sum / totals.seen.max(1) as f64,
+            train_top1_error: totals.misses as f64 / totals.seen.max(1) as f64,
             val_top1_error: report.top1_error,
             val_top5_error: report.top5_error,
-            images_per_second: seen as f64 / train_seconds,
+            images_per_second: totals.seen as f64 / totals.seconds,
             epoch_seconds,
             wall_seconds: progress.wall_seconds,
         };
 
-        let is_best = progress.schedule.best_error == Some(report.top1_error);
         let checkpoint = Checkpoint {
             recipe: recipe.clone(),
             class_names: data.train.class_names.clone(),
             progress: progress.clone(),
-            weights: named_params(&model),
-            velocities: velocities_to_named(&sgd.velocities),
+            weights: named_params(&learner.model),
+            velocities: velocities_to_named(&learner.sgd.velocities),
             stats: (*data.stats).clone(),
         };
         checkpoint.save(&last_path)?;
-        if is_best {
+        if progress.schedule.best_error == Some(report.top1_error) {
             checkpoint.save(&best_path)?;
         }
-        let metrics_path = run_dir.join("metrics.jsonl");
         append(&metrics_path, &metrics).map_err(io_error(&metrics_path))?;
         if !options.quiet {
             println!(
