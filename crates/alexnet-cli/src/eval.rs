@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alexnet_data::{BatchLoader, DecodedSet, ImageFolder, ViewPlan};
+use alexnet_data::{BatchLoader, DecodedSet, ImageFolder, ViewPlan, load_split};
 use alexnet_eval::evaluate;
 use alexnet_train::Checkpoint;
 use alexnet_train::backend::device;
@@ -60,12 +60,27 @@ pub fn run(args: EvalArgs) -> Result<()> {
             );
         }
     }
+    // An explicit --data is an image folder; otherwise the checkpoint's own validation split.
+    let data = &first.recipe.data;
     let split = args
         .data
         .clone()
-        .unwrap_or_else(|| first.recipe.data.dir.join(&first.recipe.data.val_split));
-    let folder = ImageFolder::scan(&split)?;
-    folder.expect_classes(&first.class_names)?;
+        .unwrap_or_else(|| data.dir.join(&data.val_split));
+    let load_set = |side: usize| -> Result<DecodedSet> {
+        let bar = progress_bar(0, args.quiet, "decode");
+        let set = match &args.data {
+            Some(dir) => DecodedSet::load(&ImageFolder::scan(dir)?, side, &bar)?,
+            None => load_split(data.format, &data.dir, &data.val_split, side, &bar)?,
+        };
+        if set.class_names != first.class_names {
+            bail!(
+                "{}: its classes differ from the checkpoint's {:?}",
+                split.display(),
+                first.class_names
+            );
+        }
+        Ok(set)
+    };
     let plan = if args.ten_crop {
         ViewPlan::TenCrop
     } else {
@@ -81,11 +96,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let set = match decoded.iter().find(|(s, _)| *s == side) {
             Some((_, set)) => set.clone(),
             None => {
-                let set = Arc::new(DecodedSet::load(
-                    &folder,
-                    side,
-                    &progress_bar(0, args.quiet, "decode"),
-                )?);
+                let set = Arc::new(load_set(side)?);
                 decoded.push((side, set.clone()));
                 set
             }

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
-use crate::decode::load_square_patch;
+use crate::decode::{load_square_patch, square_patch};
 use crate::error::DataError;
+use crate::formats::{DataFormat, cifar, idx, is_training_split};
 use crate::image_folder::ImageFolder;
 
 #[derive(Debug, Clone)]
@@ -76,6 +77,28 @@ impl DecodedSet {
         }
     }
 
+    /// Every patch rescaled to `side` x `side` (bilinear); the set itself when it already is.
+    pub fn resized(self, side: usize) -> Self {
+        if side == self.side {
+            return self;
+        }
+        let from = self.side as u32;
+        let pixels = self
+            .pixels
+            .par_chunks(self.side * self.side * 3)
+            .flat_map_iter(|patch| {
+                let image =
+                    image::RgbImage::from_raw(from, from, patch.to_vec()).expect("a whole patch");
+                square_patch(image, side).into_raw()
+            })
+            .collect();
+        Self {
+            side,
+            pixels,
+            ..self
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.labels.len()
     }
@@ -89,4 +112,24 @@ impl DecodedSet {
         let size = self.side * self.side * 3;
         &self.pixels[index * size..(index + 1) * size]
     }
+}
+
+/// Split `split` of the data set in `dir` stored as `format`, as square patches of side `side`.
+/// For an image folder the split is the sub-folder `dir/split`; the binary formats have a training
+/// split (`train`) and a test split (any other name).
+pub fn load_split(
+    format: DataFormat,
+    dir: &std::path::Path,
+    split: &str,
+    side: usize,
+    progress: &ProgressBar,
+) -> Result<DecodedSet, DataError> {
+    let set = match format {
+        DataFormat::ImageFolder => {
+            return DecodedSet::load(&ImageFolder::scan(&dir.join(split))?, side, progress);
+        }
+        DataFormat::Cifar => cifar::load(dir, is_training_split(split))?,
+        DataFormat::Idx => idx::load(dir, is_training_split(split))?,
+    };
+    Ok(set.resized(side))
 }

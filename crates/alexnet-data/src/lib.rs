@@ -10,13 +10,15 @@ pub mod augment;
 pub mod dataset;
 pub mod decode;
 pub mod error;
+pub mod formats;
 pub mod image_folder;
 pub mod loader;
 pub mod stats;
 
 pub use augment::{CropPosition, View, ten_crop_views};
-pub use dataset::DecodedSet;
+pub use dataset::{DecodedSet, load_split};
 pub use error::DataError;
+pub use formats::DataFormat;
 pub use image_folder::{ImageFolder, LabelledFile};
 pub use loader::{Batch, BatchLoader, ViewPlan};
 pub use stats::DatasetStats;

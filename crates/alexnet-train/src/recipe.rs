@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use alexnet_data::DataFormat;
 use alexnet_model::ModelConfig;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +32,9 @@ pub struct Recipe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataRecipe {
-    /// ImageFolder root holding `<train_split>/<class>/*` and `<val_split>/<class>/*`.
+    /// `image-folder` (a root holding `<train_split>/<class>/*` and `<val_split>/<class>/*`),
+    /// `cifar` (CIFAR-10/100 binary files) or `idx` (MNIST, Fashion-MNIST).
+    pub format: DataFormat,
     pub dir: PathBuf,
     pub train_split: String,
     /// Split used for the plateau policy and per-epoch validation error.
@@ -50,6 +53,7 @@ pub struct DataRecipe {
 impl Default for DataRecipe {
     fn default() -> Self {
         Self {
+            format: DataFormat::ImageFolder,
             dir: PathBuf::from("data/imagenet"),
             train_split: "train".into(),
             val_split: "val".into(),

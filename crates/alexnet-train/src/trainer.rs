@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use alexnet_data::{
-    Batch, BatchLoader, DataError, DatasetStats, DecodedSet, ImageFolder, ViewPlan,
-};
+use alexnet_data::{Batch, BatchLoader, DataError, DatasetStats, DecodedSet, ViewPlan, load_split};
 use alexnet_eval::{EvalReport, evaluate, top_k};
 use alexnet_model::{AlexNet, ModelError};
 use burn::module::Module;
@@ -110,15 +108,25 @@ pub fn progress_bar(length: u64, quiet: bool, what: &str) -> ProgressBar {
 /// Decodes both splits and computes (or reads back) the training set's mean image and PCA.
 pub fn load_data(recipe: &Recipe, run_dir: &Path, quiet: bool) -> Result<RunData, TrainError> {
     let data = &recipe.data;
-    let train_folder = ImageFolder::scan(&data.dir.join(&data.train_split))?;
-    let val_folder = ImageFolder::scan(&data.dir.join(&data.val_split))?;
-    val_folder.expect_classes(&train_folder.class_names)?;
-    let train = DecodedSet::load(
-        &train_folder,
-        data.resize,
-        &progress_bar(0, quiet, "decode"),
-    )?;
-    let val = DecodedSet::load(&val_folder, data.resize, &progress_bar(0, quiet, "decode"))?;
+    let load = |split: &str| {
+        load_split(
+            data.format,
+            &data.dir,
+            split,
+            data.resize,
+            &progress_bar(0, quiet, "decode"),
+        )
+    };
+    let train = load(&data.train_split)?;
+    let val = load(&data.val_split)?;
+    if val.class_names != train.class_names {
+        return Err(DataError::ClassMismatch {
+            path: data.dir.join(&data.val_split),
+            found: val.class_names.clone(),
+            expected: train.class_names.clone(),
+        }
+        .into());
+    }
     let stats_path = run_dir.join("stats.safetensors");
     let stats = match load_stats(&stats_path) {
         Ok(stats) if stats.side == train.side => stats,
