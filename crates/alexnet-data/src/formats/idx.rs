@@ -159,4 +159,25 @@ mod tests {
         let err = load(&dir, true).unwrap_err().to_string();
         assert!(err.contains("header promises 48"), "{err}");
     }
+
+    #[test]
+    fn reads_debians_fashion_mnist_when_installed() {
+        let dir = Path::new("/usr/share/datasets/fashion-mnist");
+        if !dir.is_dir() {
+            eprintln!(
+                "skipped: {} absent (apt-get install dataset-fashion-mnist)",
+                dir.display()
+            );
+            return;
+        }
+        let test = load(dir, false).unwrap();
+        assert_eq!(
+            (test.len(), test.side, test.class_names.len()),
+            (10_000, 28, 10)
+        );
+        // Fashion-MNIST's test split is balanced: 1,000 images a class.
+        let mut counts = [0usize; 10];
+        test.labels.iter().for_each(|&l| counts[l] += 1);
+        assert_eq!(counts, [1000; 10]);
+    }
 }
