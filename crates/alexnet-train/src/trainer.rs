@@ -213,7 +213,7 @@ fn train_step(
 }
 
 /// One epoch: every batch of `loader`, with a progress bar (or, without a terminal, a log line ten
-/// times an epoch, so that a run in the background still says how it goes).
+/// times a long epoch, so that a run in the background still says how it goes).
 fn train_epoch(
     learner: &mut Learner,
     loader: &BatchLoader,
@@ -225,7 +225,9 @@ fn train_epoch(
     let images = loader.set.len();
     let bar = progress_bar(images as u64, quiet, &format!("epoch {}", epoch + 1));
     let batches = loader.batches_per_epoch();
-    let log_every = (!quiet && !std::io::stderr().is_terminal()).then_some(batches.div_ceil(10));
+    // (Short epochs need no such lines.)
+    let log_every = (!quiet && !std::io::stderr().is_terminal() && batches >= 50)
+        .then_some(batches.div_ceil(10));
     let started = Instant::now();
     let mut totals = EpochTotals {
         loss_sum: 0.0,
