@@ -170,11 +170,11 @@ struct Learner {
 /// Section 5: one step of stochastic gradient descent on one batch. Returns the batch's mean loss
 /// and how many of its images the network got wrong (top-1).
 fn train_step(
-    learner: &mut Learner,
+    mut learner: Learner,
     batch: Batch,
     loss_function: &CrossEntropyLoss,
     device: &Device,
-) -> Result<(f32, usize), TrainError> {
+) -> Result<(Learner, f32, usize), TrainError> {
     let n = batch.len();
     let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
     let images = Tensor::<4>::from_data(
@@ -204,23 +204,23 @@ fn train_step(
         .filter(|&(row, &label)| top_k(row, 1)[0] != label)
         .count();
     let gradients = GradientsParams::from_grads(loss.backward(), &learner.model);
-    let model = learner.model.clone();
+    // The model moves through the update, so its old weights can be freed (or updated in place).
     learner.model = learner
         .sgd
-        .step(learner.progress.schedule.lr, model, gradients);
+        .step(learner.progress.schedule.lr, learner.model, gradients);
     learner.progress.step += 1;
-    Ok((loss_value, misses))
+    Ok((learner, loss_value, misses))
 }
 
 /// One epoch: every batch of `loader`, with a progress bar (or, without a terminal, a log line ten
 /// times a long epoch, so that a run in the background still says how it goes).
 fn train_epoch(
-    learner: &mut Learner,
+    mut learner: Learner,
     loader: &BatchLoader,
     loss_function: &CrossEntropyLoss,
     device: &Device,
     quiet: bool,
-) -> Result<EpochTotals, TrainError> {
+) -> Result<(Learner, EpochTotals), TrainError> {
     let epoch = learner.progress.epochs_done;
     let images = loader.set.len();
     let bar = progress_bar(images as u64, quiet, &format!("epoch {}", epoch + 1));
@@ -237,7 +237,8 @@ fn train_epoch(
     };
     for (index, batch) in loader.epoch(epoch, 0).into_iter().enumerate() {
         let n = batch.len();
-        let (loss, misses) = train_step(learner, batch, loss_function, device)?;
+        let (stepped, loss, misses) = train_step(learner, batch, loss_function, device)?;
+        learner = stepped;
         totals.loss_sum += loss as f64 * n as f64;
         totals.misses += misses;
         totals.seen += n;
@@ -261,7 +262,7 @@ fn train_epoch(
     }
     bar.finish_and_clear();
     totals.seconds = started.elapsed().as_secs_f64();
-    Ok(totals)
+    Ok((learner, totals))
 }
 
 /// The recipe to train with and, when resuming, the checkpoint to start from. A resumed run keeps
@@ -357,8 +358,9 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
         // draw what the uninterrupted one would have.
         plain_device.seed(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
         let lr = learner.progress.schedule.lr;
-        let totals = train_epoch(
-            &mut learner,
+        let totals;
+        (learner, totals) = train_epoch(
+            learner,
             &train_loader,
             &loss_function,
             &device,
