@@ -72,13 +72,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             Some(dir) => DecodedSet::load(&ImageFolder::scan(dir)?, side, &bar)?,
             None => load_split(data.format, &data.dir, &data.val_split, side, &bar)?,
         };
-        if set.class_names != first.class_names {
-            bail!(
-                "{}: its classes differ from the checkpoint's {:?}",
-                split.display(),
-                first.class_names
-            );
-        }
+        set.expect_classes(&first.class_names, &split)?;
         Ok(set)
     };
     let plan = if args.ten_crop {

@@ -99,6 +99,23 @@ impl DecodedSet {
         }
     }
 
+    /// Checks that this split (read from `origin`) has exactly the classes `expected`, in order:
+    /// a validation split against its training split, or a split against a checkpoint.
+    pub fn expect_classes(
+        &self,
+        expected: &[String],
+        origin: &std::path::Path,
+    ) -> Result<(), DataError> {
+        if self.class_names != expected {
+            return Err(DataError::ClassMismatch {
+                path: origin.to_path_buf(),
+                found: self.class_names.clone(),
+                expected: expected.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.labels.len()
     }

@@ -80,18 +80,6 @@ impl ImageFolder {
             files,
         })
     }
-
-    /// Checks that a validation split has the training split's classes, in the same order.
-    pub fn expect_classes(&self, expected: &[String]) -> Result<(), DataError> {
-        if self.class_names != expected {
-            return Err(DataError::ClassMismatch {
-                path: self.root.clone(),
-                found: self.class_names.clone(),
-                expected: expected.to_vec(),
-            });
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

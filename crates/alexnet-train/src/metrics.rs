@@ -35,12 +35,3 @@ pub fn append(path: &Path, metrics: &EpochMetrics) -> std::io::Result<()> {
     )?;
     file.sync_data()
 }
-
-/// Reads every line of a metrics file.
-pub fn read(path: &Path) -> std::io::Result<Vec<EpochMetrics>> {
-    std::fs::read_to_string(path)?
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(std::io::Error::other))
-        .collect()
-}

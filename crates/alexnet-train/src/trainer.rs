@@ -119,14 +119,7 @@ pub fn load_data(recipe: &Recipe, run_dir: &Path, quiet: bool) -> Result<RunData
     };
     let train = load(&data.train_split)?;
     let val = load(&data.val_split)?;
-    if val.class_names != train.class_names {
-        return Err(DataError::ClassMismatch {
-            path: data.dir.join(&data.val_split),
-            found: val.class_names.clone(),
-            expected: train.class_names.clone(),
-        }
-        .into());
-    }
+    val.expect_classes(&train.class_names, &data.dir.join(&data.val_split))?;
     let stats_path = run_dir.join("stats.safetensors");
     let stats = match load_stats(&stats_path) {
         Ok(stats) if stats.side == train.side => stats,
