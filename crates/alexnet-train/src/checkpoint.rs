@@ -318,14 +318,16 @@ pub fn save_stats(path: &Path, stats: &DatasetStats) -> Result<(), CheckpointErr
     write_tensor_file(path, &[("stats", &stats_to_named(stats))], metadata)
 }
 
-pub fn load_stats(path: &Path) -> Result<DatasetStats, CheckpointError> {
-    let (_, mut groups) = read_tensor_file(path)?;
-    stats_from_named(&groups.remove("stats").unwrap_or_default()).map_err(|reason| {
-        CheckpointError::Read {
-            path: path.to_path_buf(),
-            reason,
-        }
-    })
+/// Copies a finished checkpoint file to `to`, as atomically as [`Checkpoint::save`] writes one.
+pub fn copy_checkpoint(from: &Path, to: &Path) -> Result<(), CheckpointError> {
+    let temporary = to.with_extension("safetensors.tmp");
+    std::fs::copy(from, &temporary)
+        .and_then(|_| std::fs::File::open(&temporary)?.sync_all())
+        .and_then(|_| std::fs::rename(&temporary, to))
+        .map_err(|e| CheckpointError::Write {
+            path: to.to_path_buf(),
+            reason: e.to_string(),
+        })
 }
 
 impl Checkpoint {

@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::backend::{BackendError, device};
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, Progress, load_params, load_stats, named_params, save_stats,
+    Checkpoint, CheckpointError, Progress, copy_checkpoint, load_params, named_params, save_stats,
     velocities_from_named, velocities_to_named,
 };
 use crate::metrics::{EpochMetrics, append};
@@ -105,8 +105,14 @@ pub fn progress_bar(length: u64, quiet: bool, what: &str) -> ProgressBar {
     bar
 }
 
-/// Decodes both splits and computes (or reads back) the training set's mean image and PCA.
-pub fn load_data(recipe: &Recipe, run_dir: &Path, quiet: bool) -> Result<RunData, TrainError> {
+/// Decodes both splits. The training set's mean image and PCA come from `saved_stats` (a resumed
+/// run's checkpoint) or are computed once and written to `run_dir/stats.safetensors`.
+pub fn load_data(
+    recipe: &Recipe,
+    saved_stats: Option<DatasetStats>,
+    run_dir: &Path,
+    quiet: bool,
+) -> Result<RunData, TrainError> {
     let data = &recipe.data;
     let load = |split: &str| {
         load_split(
@@ -120,12 +126,11 @@ pub fn load_data(recipe: &Recipe, run_dir: &Path, quiet: bool) -> Result<RunData
     let train = load(&data.train_split)?;
     let val = load(&data.val_split)?;
     val.expect_classes(&train.class_names, &data.dir.join(&data.val_split))?;
-    let stats_path = run_dir.join("stats.safetensors");
-    let stats = match load_stats(&stats_path) {
-        Ok(stats) if stats.side == train.side => stats,
-        _ => {
+    let stats = match saved_stats {
+        Some(stats) => stats,
+        None => {
             let stats = DatasetStats::compute(&train);
-            save_stats(&stats_path, &stats)?;
+            save_stats(&run_dir.join("stats.safetensors"), &stats)?;
             stats
         }
     };
@@ -290,7 +295,8 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
     let device = plain_device.clone().autodiff();
     std::fs::create_dir_all(run_dir).map_err(io_error(run_dir))?;
 
-    let data = load_data(&recipe, run_dir, options.quiet)?;
+    let saved_stats = resumed.as_ref().map(|c| c.stats.clone());
+    let data = load_data(&recipe, saved_stats, run_dir, options.quiet)?;
     recipe.model.num_classes = data.train.class_names.len();
     recipe.model.validate()?;
     let recipe_path = run_dir.join("recipe.toml");
@@ -394,7 +400,7 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
         };
         checkpoint.save(&last_path)?;
         if progress.schedule.best_error == Some(report.top1_error) {
-            checkpoint.save(&best_path)?;
+            copy_checkpoint(&last_path, &best_path)?;
         }
         append(&metrics_path, &metrics).map_err(io_error(&metrics_path))?;
         if !options.quiet {
