@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alexnet_data::{BatchLoader, DecodedSet, ImageFolder, ViewPlan, load_split};
+use alexnet_data::{
+    BadInputPolicy, BatchLoader, DataFormat, DecodedSet, ImageFolder, PatchSource, ShardSet,
+    ViewPlan, load_split,
+};
 use alexnet_eval::evaluate;
 use alexnet_train::Checkpoint;
 use alexnet_train::backend::device;
@@ -18,10 +21,16 @@ pub struct EvalArgs {
     /// Checkpoint files or run directories (their best checkpoint); more than one is an ensemble.
     #[arg(required = true)]
     checkpoints: Vec<PathBuf>,
-    /// Folder of the split to evaluate (`<class>/<image>`); default: the first checkpoint's
-    /// validation split.
+    /// Folder of the split to evaluate (`<class>/<image>`), or a directory made by `alexnet prepare`
+    /// (with --split); default: the first checkpoint's validation split.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Split of a prepared --data directory (default: the checkpoint's validation split).
+    #[arg(long)]
+    split: Option<String>,
+    /// Stop at the first unusable image instead of skipping it (and listing it).
+    #[arg(long)]
+    strict: bool,
     /// Average the softmax over ten views: four corners, centre, and their reflections (Section 4.1).
     #[arg(long)]
     ten_crop: bool,
@@ -66,13 +75,40 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .data
         .clone()
         .unwrap_or_else(|| data.dir.join(&data.val_split));
-    let load_set = |side: usize| -> Result<DecodedSet> {
+    let policy = if args.strict {
+        BadInputPolicy::Strict
+    } else {
+        BadInputPolicy::Skip
+    };
+    let split_name = args.split.clone().unwrap_or_else(|| data.val_split.clone());
+    let load_set = |side: usize| -> Result<Arc<dyn PatchSource>> {
         let bar = progress_bar(0, args.quiet, "decode");
-        let set = match &args.data {
-            Some(dir) => DecodedSet::load(&ImageFolder::scan(dir)?, side, &bar)?,
-            None => load_split(data.format, &data.dir, &data.val_split, side, &bar)?,
+        let set: Arc<dyn PatchSource> = match &args.data {
+            Some(dir) if dir.join("dataset.json").exists() => {
+                let shards = ShardSet::open(dir, &split_name)?;
+                if shards.side != side {
+                    bail!(
+                        "{}: shards hold {}x{} patches, the checkpoint wants {side}x{side}",
+                        dir.display(),
+                        shards.side,
+                        shards.side
+                    );
+                }
+                Arc::new(shards)
+            }
+            Some(dir) => Arc::new(DecodedSet::load(
+                &ImageFolder::scan(dir)?,
+                side,
+                &bar,
+                policy,
+            )?),
+            None if data.format == DataFormat::Shards => {
+                load_split(data.format, &data.dir, &split_name, side, &bar, policy)?
+            }
+            None => load_split(data.format, &data.dir, &data.val_split, side, &bar, policy)?,
         };
         set.expect_classes(&first.class_names, &split)?;
+        warn_skipped(set.as_ref());
         Ok(set)
     };
     let plan = if args.ten_crop {
@@ -82,7 +118,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
 
     let mut members = Vec::new();
-    let mut decoded: Vec<(usize, Arc<DecodedSet>)> = Vec::new();
+    let mut decoded: Vec<(usize, Arc<dyn PatchSource>)> = Vec::new();
     for (path, checkpoint) in &checkpoints {
         let model = model_from_checkpoint(checkpoint, &device)
             .with_context(|| path.display().to_string())?;
@@ -90,7 +126,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let set = match decoded.iter().find(|(s, _)| *s == side) {
             Some((_, set)) => set.clone(),
             None => {
-                let set = Arc::new(load_set(side)?);
+                let set = load_set(side)?;
                 decoded.push((side, set.clone()));
                 set
             }
@@ -106,7 +142,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         )?;
         members.push((model, loader));
     }
-    let report = evaluate(&members, &device, &progress_bar(0, args.quiet, "eval"));
+    let report = evaluate(&members, &device, &progress_bar(0, args.quiet, "eval"))?;
 
     let views = if args.ten_crop {
         "10-crop"
@@ -137,4 +173,19 @@ pub fn run(args: EvalArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Names, on standard error, the files a split left out as bad input.
+pub fn warn_skipped(set: &dyn PatchSource) {
+    let skipped = set.skipped();
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!("warning: skipped {} unusable files:", skipped.len());
+    for skip in skipped.iter().take(20) {
+        eprintln!("  {}: {}", skip.path, skip.reason);
+    }
+    if skipped.len() > 20 {
+        eprintln!("  ... and {} more", skipped.len() - 20);
+    }
 }

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alexnet_data::decode::load_square_patch;
-use alexnet_data::{BatchLoader, DecodedSet, ViewPlan};
+use alexnet_data::{BadInputPolicy, BatchLoader, DecodedSet, ViewPlan};
 use alexnet_eval::predictions::model_probabilities;
 use alexnet_eval::top_k;
 use alexnet_train::Checkpoint;
 use alexnet_train::backend::device;
 use alexnet_train::checkpoint::{model_from_checkpoint, resolve_checkpoint};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 #[derive(Args)]
@@ -32,6 +32,9 @@ pub struct PredictArgs {
     ten_crop: bool,
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// Stop at the first unusable image instead of skipping it with a warning.
+    #[arg(long)]
+    strict: bool,
 }
 
 /// Reads `wnid words...` lines into a map from the folder name to its words.
@@ -65,14 +68,30 @@ pub fn run(args: PredictArgs) -> Result<()> {
     };
 
     let side = checkpoint.recipe.data.resize;
+    let policy = if args.strict {
+        BadInputPolicy::Strict
+    } else {
+        BadInputPolicy::Skip
+    };
     let mut pixels = Vec::new();
+    let mut images = Vec::new();
+    let mut skipped = Vec::new();
     for image in &args.images {
-        pixels.extend(load_square_patch(image, side)?);
+        if let Some(patch) = policy.handle(load_square_patch(image, side), &mut skipped)? {
+            pixels.extend(patch);
+            images.push(image);
+        }
+    }
+    for skip in &skipped {
+        eprintln!("warning: skipped {}: {}", skip.path, skip.reason);
+    }
+    if images.is_empty() {
+        bail!("no usable image among the {} given", args.images.len());
     }
     let set = DecodedSet::from_patches(
         side,
         pixels,
-        vec![0; args.images.len()],
+        vec![0; images.len()],
         checkpoint.class_names.clone(),
     );
     let plan = if args.ten_crop {
@@ -90,8 +109,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
         0,
     )?;
     let classes = checkpoint.class_names.len();
-    let mut image_paths = args.images.iter();
+    let mut image_paths = images.into_iter();
     for batch in loader.epoch(0, 0) {
+        let batch = batch?;
         let probabilities = model_probabilities(&model, &batch, &device);
         for row in probabilities.chunks_exact(classes) {
             println!(

@@ -40,11 +40,15 @@ pub struct TrainArgs {
     run_dir: PathBuf,
     /// Continue the run in RUN_DIR from its last checkpoint, with its saved recipe, until --epochs
     /// (default: the recipe's run.epochs) are done.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["run_dir", "recipe", "overrides", "data", "model", "batch_size", "lr", "seed", "backend"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["run_dir", "recipe", "overrides", "data", "model", "batch_size", "lr", "seed", "backend", "strict"])]
     resume: Option<PathBuf>,
     /// Stop after this many epochs of this invocation; --resume continues.
     #[arg(long)]
     stop_after: Option<usize>,
+    /// Stop at the first unusable image instead of skipping it (skips are listed in
+    /// RUN_DIR/skipped.tsv).
+    #[arg(long)]
+    strict: bool,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -57,6 +61,13 @@ impl TrainArgs {
         let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
         if let Some(dir) = &self.data {
             all.push(format!("data.dir={}", quote(&dir.display().to_string())));
+            // A directory made by `alexnet prepare` is read as shards.
+            if dir.join("dataset.json").is_file() {
+                all.push("data.format=\"shards\"".into());
+            }
+        }
+        if self.strict {
+            all.push("data.strict=true".into());
         }
         if let Some(model) = &self.model {
             all.push(format!("model.arch={}", quote(model)));

@@ -65,22 +65,55 @@ fn empty_dataset_and_empty_class_folder() {
     let out = train_on(&data, &temp_dir("empty-run"), &[]);
     assert_clean_error(&out, &["train", "no class folders"]);
 
+    // An empty class folder in both splits: --strict refuses it, naming the folder...
     let data = small_set("empty-class");
-    std::fs::create_dir_all(data.join("train/dog")).unwrap();
-    let out = train_on(&data, &temp_dir("empty-class-run"), &[]);
+    for split in ["train", "val"] {
+        std::fs::create_dir_all(data.join(split).join("dog")).unwrap();
+    }
+    let out = train_on(&data, &temp_dir("empty-class-run"), &["--strict"]);
     assert_clean_error(&out, &["train/dog", "has no images"]);
+
+    // ...and by default the class keeps its label, and the run's report says why it has no images.
+    let run = temp_dir("empty-class-skip-run");
+    let out = train_on(&data, &run, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = std::fs::read_to_string(run.join("skipped.tsv")).unwrap();
+    assert!(
+        report.contains("train/dog\tempty class folder") && report.contains("val/dog\tempty"),
+        "{report}"
+    );
+    assert!(
+        stderr(&out).contains("skipped 2 unusable files"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
-fn undecodable_image() {
+fn undecodable_image_is_skipped_and_reported_or_fatal_with_strict() {
     let data = small_set("undecodable");
+    // A JPEG cut short after its first marker.
+    let whole = std::fs::read(fixtures().join("train/cat/0000.jpg")).unwrap();
     std::fs::write(
         data.join("train/cat/broken.jpg"),
-        b"\xff\xd8\xff\xe0 truncated",
+        &whole[..whole.len() * 9 / 10],
     )
     .unwrap();
-    let out = train_on(&data, &temp_dir("undecodable-run"), &[]);
-    assert_clean_error(&out, &["train/cat/broken.jpg", "cannot decode"]);
+
+    let out = train_on(&data, &temp_dir("undecodable-strict-run"), &["--strict"]);
+    assert_clean_error(&out, &["train/cat/broken.jpg", "truncated or corrupt JPEG"]);
+
+    let run = temp_dir("undecodable-run");
+    let out = train_on(&data, &run, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = std::fs::read_to_string(run.join("skipped.tsv")).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 2, "header and one file: {report}");
+    assert!(
+        lines[1].starts_with("train\t")
+            && lines[1].contains("broken.jpg\ttruncated or corrupt JPEG"),
+        "{report}"
+    );
 }
 
 #[test]

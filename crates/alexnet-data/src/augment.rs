@@ -86,6 +86,9 @@ pub fn pca_colour_shift(rng: &mut impl Rng, stats: &DatasetStats, sigma: f32) ->
 
 /// Writes one view of `patch` (`[side, side, 3]` bytes) into `out` (`[3, crop, crop]`):
 /// pixel - mean image at the same source position + `shift`.
+///
+/// One channel row at a time, so the mean image and the output are read and written contiguously;
+/// this is the inner loop of every epoch.
 pub fn write_view(
     patch: &[u8],
     stats: &DatasetStats,
@@ -96,16 +99,23 @@ pub fn write_view(
 ) {
     let side = stats.side;
     let plane = side * side;
-    debug_assert_eq!(patch.len(), plane * 3);
-    debug_assert_eq!(out.len(), 3 * crop * crop);
-    for row in 0..crop {
-        let source_row = view.y + row;
-        for column in 0..crop {
-            let source_column = view.x + if view.flip { crop - 1 - column } else { column };
-            let source = source_row * side + source_column;
-            for c in 0..3 {
-                out[(c * crop + row) * crop + column] =
-                    patch[source * 3 + c] as f32 - stats.mean_image[c * plane + source] + shift[c];
+    assert_eq!(patch.len(), plane * 3, "patch of the statistics' side");
+    assert_eq!(out.len(), 3 * crop * crop, "output of one view");
+    for (c, out_plane) in out.chunks_exact_mut(crop * crop).enumerate() {
+        let mean_plane = &stats.mean_image[c * plane..(c + 1) * plane];
+        for (row, out_row) in out_plane.chunks_exact_mut(crop).enumerate() {
+            let start = (view.y + row) * side + view.x;
+            let source = &patch[start * 3..(start + crop) * 3];
+            let mean = &mean_plane[start..start + crop];
+            let pixels = source.chunks_exact(3).map(|p| p[c] as f32).zip(mean);
+            if view.flip {
+                for (o, (p, m)) in out_row.iter_mut().rev().zip(pixels) {
+                    *o = p - m + shift[c];
+                }
+            } else {
+                for (o, (p, m)) in out_row.iter_mut().zip(pixels) {
+                    *o = p - m + shift[c];
+                }
             }
         }
     }

@@ -7,10 +7,16 @@ use std::path::PathBuf;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::bad_input::{BadInputPolicy, SkippedFile};
 use crate::decode::{load_square_patch, square_patch};
 use crate::error::DataError;
 use crate::formats::{DataFormat, cifar, idx, is_training_split};
 use crate::image_folder::ImageFolder;
+use crate::shards::ShardSet;
+use crate::source::PatchSource;
 
 #[derive(Debug, Clone)]
 pub struct DecodedSet {
@@ -21,35 +27,66 @@ pub struct DecodedSet {
     pub labels: Vec<usize>,
     pub class_names: Vec<String>,
     pub paths: Vec<PathBuf>,
+    /// Files left out as bad input.
+    pub skipped: Vec<SkippedFile>,
 }
 
 impl DecodedSet {
-    /// Decodes every file of `folder` on all cores. The first file that cannot be read or decoded
-    /// is an error naming it.
+    /// Decodes every file of `folder` on all cores. A file that cannot be read or decoded is
+    /// skipped and listed in `skipped`, or is an error naming it under [`BadInputPolicy::Strict`].
     pub fn load(
         folder: &ImageFolder,
         side: usize,
         progress: &ProgressBar,
+        policy: BadInputPolicy,
     ) -> Result<Self, DataError> {
+        let mut skipped = Vec::new();
+        for dir in &folder.empty_classes {
+            policy.handle::<()>(Err(DataError::EmptyClass(dir.clone())), &mut skipped)?;
+        }
         progress.set_length(folder.files.len() as u64);
         // Each patch is decoded straight into its slot: no second copy of the whole set.
         let patch_size = side * side * 3;
         let mut pixels = vec![0u8; folder.files.len() * patch_size];
-        pixels
+        let results: Vec<Result<(), DataError>> = pixels
             .par_chunks_mut(patch_size)
             .zip(&folder.files)
-            .try_for_each(|(slot, file)| {
-                slot.copy_from_slice(&load_square_patch(&file.path, side)?);
+            .map(|(slot, file)| {
+                let patch = load_square_patch(&file.path, side);
                 progress.inc(1);
-                Ok::<(), DataError>(())
-            })?;
+                slot.copy_from_slice(&patch?);
+                Ok(())
+            })
+            .collect();
         progress.finish_and_clear();
+        // Keep the good patches in file order, moving each down over the gaps the bad ones left.
+        let mut kept = 0;
+        let mut labels = Vec::new();
+        let mut paths = Vec::new();
+        for (index, (result, file)) in results.into_iter().zip(&folder.files).enumerate() {
+            if policy.handle(result, &mut skipped)?.is_some() {
+                if kept != index {
+                    pixels.copy_within(
+                        index * patch_size..(index + 1) * patch_size,
+                        kept * patch_size,
+                    );
+                }
+                kept += 1;
+                labels.push(file.label);
+                paths.push(file.path.clone());
+            }
+        }
+        if kept == 0 {
+            return Err(DataError::NothingLeft(folder.root.clone()));
+        }
+        pixels.truncate(kept * patch_size);
         Ok(Self {
             side,
             pixels,
-            labels: folder.files.iter().map(|f| f.label).collect(),
+            labels,
             class_names: folder.class_names.clone(),
-            paths: folder.files.iter().map(|f| f.path.clone()).collect(),
+            paths,
+            skipped,
         })
     }
 
@@ -74,6 +111,7 @@ impl DecodedSet {
             labels,
             class_names,
             paths,
+            skipped: Vec::new(),
         }
     }
 
@@ -99,23 +137,6 @@ impl DecodedSet {
         }
     }
 
-    /// Checks that this split (read from `origin`) has exactly the classes `expected`, in order:
-    /// a validation split against its training split, or a split against a checkpoint.
-    pub fn expect_classes(
-        &self,
-        expected: &[String],
-        origin: &std::path::Path,
-    ) -> Result<(), DataError> {
-        if self.class_names != expected {
-            return Err(DataError::ClassMismatch {
-                path: origin.to_path_buf(),
-                found: self.class_names.clone(),
-                expected: expected.to_vec(),
-            });
-        }
-        Ok(())
-    }
-
     pub fn len(&self) -> usize {
         self.labels.len()
     }
@@ -131,22 +152,60 @@ impl DecodedSet {
     }
 }
 
+impl PatchSource for DecodedSet {
+    fn side(&self) -> usize {
+        self.side
+    }
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn label(&self, index: usize) -> usize {
+        self.labels[index]
+    }
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+    fn patch(&self, index: usize) -> Result<Cow<'_, [u8]>, DataError> {
+        Ok(Cow::Borrowed(DecodedSet::patch(self, index)))
+    }
+    fn skipped(&self) -> &[SkippedFile] {
+        &self.skipped
+    }
+}
+
 /// Split `split` of the data set in `dir` stored as `format`, as square patches of side `side`.
-/// For an image folder the split is the sub-folder `dir/split`; the binary formats have a training
-/// split (`train`) and a test split (any other name).
+/// For an image folder the split is the sub-folder `dir/split`; prepared shards are read in place
+/// (and must have been prepared at `side`); the binary formats have a training split (`train`) and
+/// a test split (any other name).
 pub fn load_split(
     format: DataFormat,
     dir: &std::path::Path,
     split: &str,
     side: usize,
     progress: &ProgressBar,
-) -> Result<DecodedSet, DataError> {
+    policy: BadInputPolicy,
+) -> Result<Arc<dyn PatchSource>, DataError> {
     let set = match format {
         DataFormat::ImageFolder => {
-            return DecodedSet::load(&ImageFolder::scan(&dir.join(split))?, side, progress);
+            let folder = ImageFolder::scan(&dir.join(split))?;
+            return Ok(Arc::new(DecodedSet::load(&folder, side, progress, policy)?));
+        }
+        DataFormat::Shards => {
+            let shards = ShardSet::open(dir, split)?;
+            if shards.side() != side {
+                return Err(DataError::BadLayout {
+                    path: dir.to_path_buf(),
+                    reason: format!(
+                        "shards hold {0}x{0} patches but {side}x{side} were asked for (data.resize); \
+                         prepare again with --side {side}",
+                        shards.side()
+                    ),
+                });
+            }
+            return Ok(Arc::new(shards));
         }
         DataFormat::Cifar => cifar::load(dir, is_training_split(split))?,
         DataFormat::Idx => idx::load(dir, is_training_split(split))?,
     };
-    Ok(set.resized(side))
+    Ok(Arc::new(set.resized(side)))
 }

@@ -10,7 +10,7 @@ pub enum DataError {
     Unreadable { path: PathBuf, reason: String },
     #[error("dataset directory {0} has no class folders (expected <dir>/<class>/<image>)")]
     NoClasses(PathBuf),
-    #[error("class folder {0} has no images (.jpg, .jpeg, .png)")]
+    #[error("class folder {0} has no images (.jpg, .jpeg, .png, .bmp, .webp)")]
     EmptyClass(PathBuf),
     #[error("{path}: cannot decode image: {reason}")]
     Undecodable { path: PathBuf, reason: String },
@@ -22,4 +22,12 @@ pub enum DataError {
     },
     #[error("crop of {crop} does not fit in images of side {side}")]
     CropTooLarge { crop: usize, side: usize },
+    #[error("{path}: cannot write: {reason}")]
+    Write { path: PathBuf, reason: String },
+    #[error("{path}: not a valid shard: {reason}")]
+    BadShard { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    BadLayout { path: PathBuf, reason: String },
+    #[error("every image of {0} was skipped as bad input: nothing left to use")]
+    NothingLeft(PathBuf),
 }

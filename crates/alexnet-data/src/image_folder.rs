@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::error::DataError;
 
 /// File extensions read as images (case-insensitive).
-pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "bmp"];
+pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "webp"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelledFile {
@@ -20,9 +20,12 @@ pub struct ImageFolder {
     pub class_names: Vec<String>,
     /// Every image, sorted by class then file name.
     pub files: Vec<LabelledFile>,
+    /// Class folders without a single image file. Their classes keep their labels (so the labels
+    /// agree with other splits), and the bad-input policy decides whether this is an error.
+    pub empty_classes: Vec<PathBuf>,
 }
 
-fn is_image(path: &Path) -> bool {
+pub fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
@@ -43,8 +46,8 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 }
 
 impl ImageFolder {
-    /// Lists `root`. A missing root, a root without class folders or a class folder without images
-    /// is an error naming that folder.
+    /// Lists `root`. A missing root or a root without class folders is an error naming it; class
+    /// folders without images are listed in `empty_classes`.
     pub fn scan(root: &Path) -> Result<Self, DataError> {
         if !root.is_dir() {
             return Err(DataError::MissingDir(root.to_path_buf()));
@@ -58,13 +61,14 @@ impl ImageFolder {
         }
         let mut class_names = Vec::new();
         let mut files = Vec::new();
+        let mut empty_classes = Vec::new();
         for (label, dir) in class_dirs.iter().enumerate() {
             let images: Vec<PathBuf> = read_dir_sorted(dir)?
                 .into_iter()
-                .filter(|p| p.is_file() && is_image(p))
+                .filter(|p| !p.is_dir() && is_image(p))
                 .collect();
             if images.is_empty() {
-                return Err(DataError::EmptyClass(dir.clone()));
+                empty_classes.push(dir.clone());
             }
             class_names.push(
                 dir.file_name()
@@ -78,6 +82,7 @@ impl ImageFolder {
             root: root.to_path_buf(),
             class_names,
             files,
+            empty_classes,
         })
     }
 }
@@ -128,10 +133,11 @@ mod tests {
 
         std::fs::create_dir_all(root.join("cat")).unwrap();
         std::fs::write(root.join("cat/readme.txt"), b"x").unwrap();
-        let err = ImageFolder::scan(&root).unwrap_err().to_string();
-        assert!(
-            err.contains("cat") && err.contains("has no images"),
-            "{err}"
-        );
+        std::fs::create_dir_all(root.join("dog")).unwrap();
+        std::fs::write(root.join("dog/a.jpg"), b"x").unwrap();
+        let folder = ImageFolder::scan(&root).unwrap();
+        assert_eq!(folder.class_names, vec!["cat", "dog"]);
+        assert_eq!(folder.empty_classes, vec![root.join("cat")]);
+        assert_eq!(folder.files[0].label, 1, "dog keeps label 1");
     }
 }

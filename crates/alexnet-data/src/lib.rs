@@ -3,22 +3,29 @@
 //! 224x224 crops with reflections and PCA colour noise, built on worker threads ahead of the step.
 //!
 //! Flow: [`image_folder`] (which files, which labels) -> [`decode`] (file -> square patch) ->
-//! [`dataset`] (all patches in memory) -> [`stats`] (mean image, PCA) -> [`augment`] (one view of one
-//! patch) -> [`loader`] (batches, prefetched).
+//! [`dataset`] (all patches in memory) or [`shards`] (patches prepared once, read in place), both a
+//! [`source::PatchSource`] -> [`stats`] (mean image, PCA) -> [`augment`] (one view of one patch) ->
+//! [`loader`] (batches, prefetched). [`bad_input`] says what happens to files that cannot be used.
 
 pub mod augment;
+pub mod bad_input;
 pub mod dataset;
 pub mod decode;
 pub mod error;
 pub mod formats;
 pub mod image_folder;
 pub mod loader;
+pub mod shards;
+pub mod source;
 pub mod stats;
 
 pub use augment::{CropPosition, View, ten_crop_views};
+pub use bad_input::{BadInputPolicy, SkippedFile, write_report};
 pub use dataset::{DecodedSet, load_split};
 pub use error::DataError;
 pub use formats::DataFormat;
 pub use image_folder::{ImageFolder, LabelledFile};
 pub use loader::{Batch, BatchLoader, ViewPlan};
+pub use shards::{Manifest, PatchEncoding, PrepareOptions, PrepareSummary, ShardSet, SourceFormat};
+pub use source::PatchSource;
 pub use stats::DatasetStats;

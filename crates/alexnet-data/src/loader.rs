@@ -18,8 +18,8 @@ use rayon::prelude::*;
 use crate::augment::{
     CropPosition, View, pca_colour_shift, random_view, ten_crop_views, write_view,
 };
-use crate::dataset::DecodedSet;
 use crate::error::DataError;
+use crate::source::PatchSource;
 use crate::stats::DatasetStats;
 
 /// Which views of each image a batch holds.
@@ -68,7 +68,7 @@ impl Batch {
 
 #[derive(Clone)]
 pub struct BatchLoader {
-    pub set: Arc<DecodedSet>,
+    pub set: Arc<dyn PatchSource>,
     pub stats: Arc<DatasetStats>,
     pub crop: usize,
     pub batch_size: usize,
@@ -90,17 +90,17 @@ fn stream(seed: u64, epoch: u64, position: u64) -> u64 {
 
 impl BatchLoader {
     pub fn new(
-        set: Arc<DecodedSet>,
+        set: Arc<dyn PatchSource>,
         stats: Arc<DatasetStats>,
         crop: usize,
         batch_size: usize,
         plan: ViewPlan,
         seed: u64,
     ) -> Result<Self, DataError> {
-        if crop > set.side || stats.side != set.side {
+        if crop > set.side() || stats.side != set.side() {
             return Err(DataError::CropTooLarge {
                 crop,
-                side: set.side.min(stats.side),
+                side: set.side().min(stats.side),
             });
         }
         Ok(Self {
@@ -132,20 +132,21 @@ impl BatchLoader {
         order
     }
 
-    /// Builds batch number `batch` of epoch `epoch` (what the worker thread does).
-    pub fn build(&self, epoch: usize, order: &[usize], batch: usize) -> Batch {
+    /// Builds batch number `batch` of epoch `epoch` (what the worker thread does). Fails only when
+    /// a stored patch cannot be read back (a damaged shard).
+    pub fn build(&self, epoch: usize, order: &[usize], batch: usize) -> Result<Batch, DataError> {
         let start = batch * self.batch_size;
         let indices: Vec<usize> = order[start..(start + self.batch_size).min(order.len())].to_vec();
         let views = self.plan.views_per_image();
         let view_size = 3 * self.crop * self.crop;
         let mut images = vec![0.0f32; indices.len() * views * view_size];
-        let side = self.set.side;
+        let side = self.set.side();
         images
             .par_chunks_mut(views * view_size)
             .zip(&indices)
             .enumerate()
-            .for_each(|(offset, (out, &index))| {
-                let patch = self.set.patch(index);
+            .try_for_each(|(offset, (out, &index))| {
+                let patch = self.set.patch(index)?;
                 let (chosen, shift): (Vec<View>, [f32; 3]) = match self.plan {
                     ViewPlan::Train { flip, pca_sigma } => {
                         let position = (start + offset) as u64;
@@ -164,27 +165,31 @@ impl BatchLoader {
                     ViewPlan::TenCrop => (ten_crop_views(side, self.crop).to_vec(), [0.0; 3]),
                 };
                 for (view, out) in chosen.into_iter().zip(out.chunks_mut(view_size)) {
-                    write_view(patch, &self.stats, self.crop, view, shift, out);
+                    write_view(&patch, &self.stats, self.crop, view, shift, out);
                 }
-            });
-        Batch {
-            labels: indices.iter().map(|&i| self.set.labels[i]).collect(),
+                Ok::<(), DataError>(())
+            })?;
+        Ok(Batch {
+            labels: indices.iter().map(|&i| self.set.label(i)).collect(),
             indices,
             images,
             views_per_image: views,
             crop: self.crop,
-        }
+        })
     }
 
     /// The batches of epoch `epoch` from batch `first_batch` on, built ahead on a worker thread.
-    pub fn epoch(&self, epoch: usize, first_batch: usize) -> Receiver<Batch> {
+    /// An error ends the epoch's stream.
+    pub fn epoch(&self, epoch: usize, first_batch: usize) -> Receiver<Result<Batch, DataError>> {
         let (sender, receiver) = sync_channel(self.prefetch);
         let loader = self.clone();
         std::thread::spawn(move || {
             let order = loader.order(epoch);
             for batch in first_batch..loader.batches_per_epoch() {
-                if sender.send(loader.build(epoch, &order, batch)).is_err() {
-                    break; // the consumer stopped listening
+                let built = loader.build(epoch, &order, batch);
+                let failed = built.is_err();
+                if sender.send(built).is_err() || failed {
+                    break; // the consumer stopped listening, or there is nothing more to build
                 }
             }
         });
@@ -195,6 +200,7 @@ impl BatchLoader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::DecodedSet;
 
     fn loader(plan: ViewPlan, seed: u64) -> BatchLoader {
         let side = 6;
@@ -208,7 +214,7 @@ mod tests {
             (0..n).map(|i| i % 3).collect(),
             vec!["a".into(), "b".into(), "c".into()],
         );
-        let stats = DatasetStats::compute(&set);
+        let stats = DatasetStats::compute(&set).unwrap();
         BatchLoader::new(Arc::new(set), Arc::new(stats), 4, 4, plan, seed).unwrap()
     }
 
@@ -218,18 +224,34 @@ mod tests {
             flip: true,
             pca_sigma: 0.1,
         };
-        let a: Vec<Batch> = loader(plan, 9).epoch(0, 0).into_iter().collect();
-        let b: Vec<Batch> = loader(plan, 9).epoch(0, 0).into_iter().collect();
+        let a: Vec<Batch> = loader(plan, 9)
+            .epoch(0, 0)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let b: Vec<Batch> = loader(plan, 9)
+            .epoch(0, 0)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(a.len(), 3);
         assert_eq!(a.iter().map(Batch::len).sum::<usize>(), 10);
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.indices, y.indices);
             assert_eq!(x.images, y.images);
         }
-        let other: Vec<Batch> = loader(plan, 9).epoch(1, 0).into_iter().collect();
+        let other: Vec<Batch> = loader(plan, 9)
+            .epoch(1, 0)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         assert_ne!(a[0].images, other[0].images);
         // Starting mid-epoch yields exactly the remaining batches (what resume relies on).
-        let rest: Vec<Batch> = loader(plan, 9).epoch(0, 1).into_iter().collect();
+        let rest: Vec<Batch> = loader(plan, 9)
+            .epoch(0, 1)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(rest.len(), 2);
         assert_eq!(rest[0].images, a[1].images);
     }
@@ -239,6 +261,7 @@ mod tests {
         let batches: Vec<Batch> = loader(ViewPlan::TenCrop, 0)
             .epoch(0, 0)
             .into_iter()
+            .map(Result::unwrap)
             .collect();
         assert_eq!(batches[0].indices, vec![0, 1, 2, 3]);
         assert_eq!(batches[0].shape(), [40, 3, 4, 4]);

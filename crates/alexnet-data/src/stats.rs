@@ -7,10 +7,15 @@
 //!
 //! Pixels are on the 0..255 scale throughout, as the paper's raw RGB values.
 
+use std::collections::HashMap;
+use std::path::Path;
+
 use nalgebra::{Matrix3, SymmetricEigen};
 use rayon::prelude::*;
+use safetensors::Dtype;
 
-use crate::dataset::DecodedSet;
+use crate::error::DataError;
+use crate::source::PatchSource;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetStats {
@@ -71,29 +76,189 @@ impl Sums {
 
 impl DatasetStats {
     /// One pass over every pixel of `set`, on all cores.
-    pub fn compute(set: &DecodedSet) -> Self {
-        let side = set.side;
+    pub fn compute(set: &dyn PatchSource) -> Result<Self, DataError> {
+        let side = set.side();
         let plane = side * side;
         let sums = (0..set.len())
             .into_par_iter()
-            .fold(
+            .try_fold(
                 || Sums::zero(side),
-                |sums, i| sums.add_patch(set.patch(i), plane),
+                |sums, i| Ok::<_, DataError>(sums.add_patch(&set.patch(i)?, plane)),
             )
-            .reduce(|| Sums::zero(side), Sums::merge);
+            .try_reduce(|| Sums::zero(side), |a, b| Ok(a.merge(b)))?;
         let images = set.len().max(1) as f64;
         let pixels = images * plane as f64;
         let mean_rgb = sums.rgb.map(|s| s / pixels);
         let covariance =
             Matrix3::from_fn(|c, d| sums.products[c][d] / pixels - mean_rgb[c] * mean_rgb[d]);
         let (eigenvalues, eigenvectors) = principal_components(covariance);
-        Self {
+        Ok(Self {
             side,
             mean_image: sums.image.iter().map(|s| (s / images) as f32).collect(),
             eigenvalues,
             eigenvectors,
-        }
+        })
     }
+
+    /// Mean of each channel over all pixels (the mean image averaged over positions).
+    pub fn channel_mean(&self) -> [f32; 3] {
+        let plane = self.side * self.side;
+        std::array::from_fn(|c| {
+            let sum: f64 = self.mean_image[c * plane..(c + 1) * plane]
+                .iter()
+                .map(|&v| v as f64)
+                .sum();
+            (sum / plane.max(1) as f64) as f32
+        })
+    }
+
+    /// The RGB covariance, rebuilt from its eigen-decomposition: `sum_i lambda_i p_i p_i^T`.
+    pub fn covariance(&self) -> [[f32; 3]; 3] {
+        std::array::from_fn(|c| {
+            std::array::from_fn(|d| {
+                (0..3)
+                    .map(|i| {
+                        self.eigenvalues[i] * self.eigenvectors[i][c] * self.eigenvectors[i][d]
+                    })
+                    .sum()
+            })
+        })
+    }
+
+    /// Standard deviation of each channel over all pixels.
+    pub fn channel_std(&self) -> [f32; 3] {
+        let covariance = self.covariance();
+        std::array::from_fn(|c| covariance[c][c].max(0.0).sqrt())
+    }
+
+    /// Writes `stats.safetensors` (tensors `stats.mean_image` `[3, side, side]`, `stats.eigenvalues`,
+    /// `stats.eigenvectors` (rows are p_i), `stats.covariance`, `stats.channel_mean`,
+    /// `stats.channel_std`) and a readable `stats.json` beside it.
+    pub fn write(&self, dir: &Path) -> Result<(), DataError> {
+        let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = vec![
+            (
+                "stats.mean_image",
+                vec![3, self.side, self.side],
+                self.mean_image.clone(),
+            ),
+            ("stats.eigenvalues", vec![3], self.eigenvalues.to_vec()),
+            ("stats.eigenvectors", vec![3, 3], self.eigenvectors.concat()),
+            ("stats.covariance", vec![3, 3], self.covariance().concat()),
+            ("stats.channel_mean", vec![3], self.channel_mean().to_vec()),
+            ("stats.channel_std", vec![3], self.channel_std().to_vec()),
+        ];
+        let views: Vec<(String, F32View)> = tensors
+            .into_iter()
+            .map(|(name, shape, values)| (name.to_string(), F32View { shape, values }))
+            .collect();
+        let metadata = HashMap::from([("format".to_string(), "alexnet-stats".to_string())]);
+        let bytes =
+            safetensors::serialize(views, Some(metadata)).map_err(|e| DataError::Write {
+                path: dir.join("stats.safetensors"),
+                reason: e.to_string(),
+            })?;
+        write_atomic(&dir.join("stats.safetensors"), &bytes)?;
+        let summary = serde_json::json!({
+            "side": self.side,
+            "channel_mean": self.channel_mean(),
+            "channel_std": self.channel_std(),
+            "covariance": self.covariance(),
+            "eigenvalues": self.eigenvalues,
+            "eigenvectors": self.eigenvectors,
+        });
+        let text = serde_json::to_string_pretty(&summary).expect("numbers serialize");
+        write_atomic(&dir.join("stats.json"), text.as_bytes())
+    }
+
+    /// Reads what [`DatasetStats::write`] wrote in `dir`.
+    pub fn read(dir: &Path) -> Result<Self, DataError> {
+        let path = dir.join("stats.safetensors");
+        let bad = |reason: String| DataError::BadShard {
+            path: path.clone(),
+            reason,
+        };
+        let bytes = std::fs::read(&path).map_err(|e| DataError::Unreadable {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let tensors =
+            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>), DataError> {
+            let view = tensors
+                .tensor(name)
+                .map_err(|_| bad(format!("no tensor {name}")))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(bad(format!("{name} is not f32")));
+            }
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            Ok((view.shape().to_vec(), values))
+        };
+        let (shape, mean_image) = read("stats.mean_image")?;
+        let (_, eigenvalues) = read("stats.eigenvalues")?;
+        let (_, eigenvectors) = read("stats.eigenvectors")?;
+        if shape.len() != 3
+            || shape[0] != 3
+            || shape[1] != shape[2]
+            || eigenvalues.len() != 3
+            || eigenvectors.len() != 9
+        {
+            return Err(bad("malformed statistics tensors".into()));
+        }
+        Ok(Self {
+            side: shape[1],
+            mean_image,
+            eigenvalues: [eigenvalues[0], eigenvalues[1], eigenvalues[2]],
+            eigenvectors: std::array::from_fn(|i| {
+                [
+                    eigenvectors[3 * i],
+                    eigenvectors[3 * i + 1],
+                    eigenvectors[3 * i + 2],
+                ]
+            }),
+        })
+    }
+}
+
+/// A float tensor for `safetensors::serialize`.
+struct F32View {
+    shape: Vec<usize>,
+    values: Vec<f32>,
+}
+
+impl safetensors::View for F32View {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        self.values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+    fn data_len(&self) -> usize {
+        self.values.len() * 4
+    }
+}
+
+/// Writes `bytes` to a temporary file, syncs it and renames it over `path`: a reader sees the old
+/// file or the new one, never half of one.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    let write_error = |e: std::io::Error| DataError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let temporary = std::path::PathBuf::from(format!("{}.tmp", path.display()));
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&temporary).map_err(write_error)?;
+        file.write_all(bytes).map_err(write_error)?;
+        file.sync_all().map_err(write_error)?;
+    }
+    std::fs::rename(&temporary, path).map_err(write_error)
 }
 
 /// Eigen-decomposition of a symmetric 3x3 matrix, eigenvalues sorted largest first.
@@ -112,6 +277,7 @@ pub fn principal_components(covariance: Matrix3<f64>) -> ([f32; 3], [[f32; 3]; 3
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::DecodedSet;
 
     #[test]
     fn mean_image_and_covariance_match_a_direct_computation() {
@@ -127,7 +293,7 @@ mod tests {
             vec![0, 1, 0],
             vec!["a".into(), "b".into()],
         );
-        let stats = DatasetStats::compute(&set);
+        let stats = DatasetStats::compute(&set).unwrap();
         // Mean image, channel-major: R at position 0 is (10 + 0 + 20) / 3.
         assert!((stats.mean_image[0] - 10.0).abs() < 1e-5);
         assert!((stats.mean_image[4] - 20.0).abs() < 1e-5, "G at position 0");
@@ -157,6 +323,29 @@ mod tests {
         assert!(
             stats.mean_image[8..].iter().all(|&b| b == 7.0),
             "B is 7 everywhere"
+        );
+
+        // Per-channel mean and std, and the covariance rebuilt from the eigen-decomposition.
+        assert!((stats.channel_mean()[0] as f64 - mean[0]).abs() < 1e-4);
+        assert!((stats.channel_mean()[1] as f64 - mean[1]).abs() < 1e-4);
+        assert!((stats.channel_std()[0] as f64 - var_r.sqrt()).abs() < 1e-2);
+        let cov_rg = rgb
+            .iter()
+            .map(|p| (p[0] - mean[0]) * (p[1] - mean[1]))
+            .sum::<f64>()
+            / n;
+        assert!((stats.covariance()[0][1] as f64 - cov_rg).abs() < 1e-2 * var_r);
+        assert!(stats.channel_std()[2].abs() < 0.05, "B is constant");
+
+        // The file round trip.
+        let dir = std::env::temp_dir().join(format!("alexnet-stats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        stats.write(&dir).unwrap();
+        assert_eq!(DatasetStats::read(&dir).unwrap(), stats);
+        let json = std::fs::read_to_string(dir.join("stats.json")).unwrap();
+        assert!(
+            json.contains("channel_std") && json.contains("eigenvectors"),
+            "{json}"
         );
     }
 }

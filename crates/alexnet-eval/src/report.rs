@@ -1,6 +1,6 @@
 //! One pass over a split: top-1/top-5 error, per-class accuracy and the confusion matrix.
 
-use alexnet_data::BatchLoader;
+use alexnet_data::{BatchLoader, DataError};
 use alexnet_model::AlexNet;
 use burn::tensor::Device;
 use indicatif::ProgressBar;
@@ -28,9 +28,9 @@ pub fn evaluate(
     members: &[(AlexNet, BatchLoader)],
     device: &Device,
     progress: &ProgressBar,
-) -> EvalReport {
+) -> Result<EvalReport, DataError> {
     let loader = &members[0].1;
-    let class_names = loader.set.class_names.clone();
+    let class_names = loader.set.class_names().to_vec();
     let classes = class_names.len();
     let k5 = classes.min(5);
     let mut confusion = vec![vec![0usize; classes]; classes];
@@ -45,6 +45,7 @@ pub fn evaluate(
         .map(Iterator::next)
         .collect::<Option<Vec<_>>>()
     {
+        let batches = batches.into_iter().collect::<Result<Vec<_>, _>>()?;
         let pairs: Vec<_> = members.iter().map(|(m, _)| m).zip(&batches).collect();
         let probabilities = ensemble_probabilities(&pairs, device);
         let batch = &batches[0];
@@ -71,12 +72,12 @@ pub fn evaluate(
         })
         .collect();
     let n = images.max(1) as f64;
-    EvalReport {
+    Ok(EvalReport {
         images,
         top1_error: top1_misses as f64 / n,
         top5_error: top5_misses as f64 / n,
         class_names,
         per_class_accuracy,
         confusion,
-    }
+    })
 }

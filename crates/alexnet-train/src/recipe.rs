@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alexnet_data::DataFormat;
+use alexnet_data::{BadInputPolicy, DataFormat};
 use alexnet_model::ModelConfig;
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +33,8 @@ pub struct Recipe {
 #[serde(deny_unknown_fields, default)]
 pub struct DataRecipe {
     /// `image-folder` (a root holding `<train_split>/<class>/*` and `<val_split>/<class>/*`),
-    /// `cifar` (CIFAR-10/100 binary files) or `idx` (MNIST, Fashion-MNIST).
+    /// `cifar` (CIFAR-10/100 binary files), `idx` (MNIST, Fashion-MNIST) or `shards` (a directory
+    /// made by `alexnet prepare`).
     pub format: DataFormat,
     pub dir: PathBuf,
     pub train_split: String,
@@ -48,6 +49,19 @@ pub struct DataRecipe {
     pub pca_sigma: f32,
     /// Batches built ahead of the training step.
     pub prefetch: usize,
+    /// A file that cannot be read or decoded stops the run instead of being skipped and listed in
+    /// the run's `skipped.tsv`.
+    pub strict: bool,
+}
+
+impl DataRecipe {
+    pub fn bad_input_policy(&self) -> BadInputPolicy {
+        if self.strict {
+            BadInputPolicy::Strict
+        } else {
+            BadInputPolicy::Skip
+        }
+    }
 }
 
 impl Default for DataRecipe {
@@ -61,6 +75,7 @@ impl Default for DataRecipe {
             flip: true,
             pca_sigma: 0.1,
             prefetch: 3,
+            strict: false,
         }
     }
 }

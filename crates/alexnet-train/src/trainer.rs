@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use alexnet_data::{Batch, BatchLoader, DataError, DatasetStats, DecodedSet, ViewPlan, load_split};
+use alexnet_data::{
+    Batch, BatchLoader, DataError, DataFormat, DatasetStats, PatchSource, ViewPlan, load_split,
+    write_report,
+};
 use alexnet_eval::{EvalReport, evaluate, top_k};
 use alexnet_model::{AlexNet, ModelError};
 use burn::module::Module;
@@ -83,10 +86,10 @@ pub struct TrainSummary {
     pub best_checkpoint: PathBuf,
 }
 
-/// Training and validation sets in memory, with the training set's statistics.
+/// Training and validation sets (in memory or in shards), with the training set's statistics.
 pub struct RunData {
-    pub train: Arc<DecodedSet>,
-    pub val: Arc<DecodedSet>,
+    pub train: Arc<dyn PatchSource>,
+    pub val: Arc<dyn PatchSource>,
     pub stats: Arc<DatasetStats>,
 }
 
@@ -105,8 +108,10 @@ pub fn progress_bar(length: u64, quiet: bool, what: &str) -> ProgressBar {
     bar
 }
 
-/// Decodes both splits. The training set's mean image and PCA come from `saved_stats` (a resumed
-/// run's checkpoint) or are computed once and written to `run_dir/stats.safetensors`.
+/// Decodes both splits (or opens their shards). The training set's mean image and PCA come from
+/// `saved_stats` (a resumed run's checkpoint), from the shards' `stats.safetensors`, or are computed
+/// once; they are written to `run_dir/stats.safetensors`. Files skipped as bad input are listed in
+/// `run_dir/skipped.tsv`.
 pub fn load_data(
     recipe: &Recipe,
     saved_stats: Option<DatasetStats>,
@@ -121,28 +126,51 @@ pub fn load_data(
             split,
             data.resize,
             &progress_bar(0, quiet, "decode"),
+            data.bad_input_policy(),
         )
     };
     let train = load(&data.train_split)?;
     let val = load(&data.val_split)?;
-    val.expect_classes(&train.class_names, &data.dir.join(&data.val_split))?;
+    val.expect_classes(train.class_names(), &data.dir.join(&data.val_split))?;
+    let skipped: Vec<_> = [(&data.train_split, &train), (&data.val_split, &val)]
+        .into_iter()
+        .flat_map(|(split, set)| set.skipped().iter().map(|s| (split.clone(), s.clone())))
+        .collect();
+    if !skipped.is_empty() {
+        let report = run_dir.join("skipped.tsv");
+        write_report(&report, &skipped)?;
+        // Said even with --quiet: a data set with holes in it is worth a line.
+        eprintln!(
+            "warning: skipped {} unusable files, listed in {}",
+            skipped.len(),
+            report.display()
+        );
+    }
     let stats = match saved_stats {
         Some(stats) => stats,
         None => {
-            let stats = DatasetStats::compute(&train);
+            let stats = match data.format {
+                DataFormat::Shards => DatasetStats::read(&data.dir)?,
+                _ => DatasetStats::compute(train.as_ref())?,
+            };
             save_stats(&run_dir.join("stats.safetensors"), &stats)?;
             stats
         }
     };
     Ok(RunData {
-        train: Arc::new(train),
-        val: Arc::new(val),
+        train,
+        val,
         stats: Arc::new(stats),
     })
 }
 
 /// Validation top-1/top-5 error of `model` on the centre crops of `loader`'s split.
-pub fn validate(model: &AlexNet, loader: &BatchLoader, device: &Device, quiet: bool) -> EvalReport {
+pub fn validate(
+    model: &AlexNet,
+    loader: &BatchLoader,
+    device: &Device,
+    quiet: bool,
+) -> Result<EvalReport, DataError> {
     evaluate(
         &[(model.valid(), loader.clone())],
         device,
@@ -234,6 +262,7 @@ fn train_epoch(
         seconds: 0.0,
     };
     for (index, batch) in loader.epoch(epoch, 0).into_iter().enumerate() {
+        let batch = batch?;
         let n = batch.len();
         let (stepped, loss, misses) = train_step(learner, batch, loss_function, device)?;
         learner = stepped;
@@ -297,7 +326,7 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
 
     let saved_stats = resumed.as_ref().map(|c| c.stats.clone());
     let data = load_data(&recipe, saved_stats, run_dir, options.quiet)?;
-    recipe.model.num_classes = data.train.class_names.len();
+    recipe.model.num_classes = data.train.class_names().len();
     recipe.model.validate()?;
     let recipe_path = run_dir.join("recipe.toml");
     std::fs::write(&recipe_path, recipe.to_toml()).map_err(io_error(&recipe_path))?;
@@ -366,7 +395,7 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
             options.quiet,
         )?;
         let validation_started = Instant::now();
-        let report = validate(&learner.model, &val_loader, &plain_device, options.quiet);
+        let report = validate(&learner.model, &val_loader, &plain_device, options.quiet)?;
         let epoch_seconds = totals.seconds + validation_started.elapsed().as_secs_f64();
 
         let progress = &mut learner.progress;
@@ -392,7 +421,7 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
 
         let checkpoint = Checkpoint {
             recipe: recipe.clone(),
-            class_names: data.train.class_names.clone(),
+            class_names: data.train.class_names().to_vec(),
             progress: progress.clone(),
             weights: named_params(&learner.model),
             velocities: velocities_to_named(&learner.sgd.velocities),

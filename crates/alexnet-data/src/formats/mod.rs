@@ -3,9 +3,13 @@
 //!
 //! - [`cifar`]: the CIFAR-10 and CIFAR-100 binary versions.
 //! - [`idx`]: MNIST-style IDX files (MNIST, Fashion-MNIST), gzip-compressed or not.
+//! - [`ilsvrc`]: the ILSVRC-2012 train/val layout with its devkit labels (read by `prepare`).
+//! - [`mat5`]: the little of the MAT-file format the devkit's `meta.mat` needs.
 
 pub mod cifar;
 pub mod idx;
+pub mod ilsvrc;
+pub mod mat5;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +24,8 @@ pub enum DataFormat {
     Cifar,
     /// `train-images-idx3-ubyte[.gz]` and friends (MNIST, Fashion-MNIST).
     Idx,
+    /// Shards made by `alexnet prepare`: `<dir>/dataset.json` and `<dir>/<split>/shard-*.ash`.
+    Shards,
 }
 
 /// Whether a split name means the training files (`train`) or the test files (anything else:

@@ -1,0 +1,13 @@
+//! Packed shards: a prepared data set read in place, as Caffe's LMDB or TFRecords are.
+//!
+//! - [`file`]: one shard file (patches then an index), written atomically, read by memory mapping.
+//! - [`set`]: the manifest of a prepared data set and a split of it as a [`PatchSource`](crate::PatchSource).
+//! - [`prepare`]: from a source layout to shards, statistics, report and manifest; resumable.
+
+pub mod file;
+pub mod prepare;
+pub mod set;
+
+pub use file::{PatchEncoding, Shard, ShardIndex, ShardWriter};
+pub use prepare::{PrepareOptions, PrepareSummary, SourceFormat, prepare, scan_source};
+pub use set::{Manifest, ShardSet};

@@ -1,0 +1,188 @@
+//! A prepared data set: `dataset.json` (the manifest) naming the shards of each split, with the
+//! training statistics beside them. The manifest is written last by `prepare`, so its presence
+//! means every shard it names is finished.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bad_input::SkippedFile;
+use crate::error::DataError;
+use crate::shards::file::{PatchEncoding, Shard};
+use crate::source::PatchSource;
+
+pub const MANIFEST: &str = "dataset.json";
+pub const MANIFEST_FORMAT: &str = "alexnet-shards-1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitEntry {
+    pub images: usize,
+    pub skipped: usize,
+    /// Images per class, by label.
+    pub per_class: Vec<usize>,
+    /// Shard files, relative to the data set directory, in order.
+    pub shards: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub side: usize,
+    pub encoding: PatchEncoding,
+    /// Where the images came from, and in which layout.
+    pub source: String,
+    pub source_format: String,
+    pub class_names: Vec<String>,
+    /// Human-readable names (ILSVRC's synset words), empty where unknown.
+    pub class_descriptions: Vec<String>,
+    pub splits: BTreeMap<String, SplitEntry>,
+    /// The split the mean image and PCA (`stats.safetensors`) were computed on.
+    pub stats_split: String,
+}
+
+impl Manifest {
+    pub fn read(dir: &Path) -> Result<Self, DataError> {
+        let path = dir.join(MANIFEST);
+        if !dir.is_dir() {
+            return Err(DataError::MissingDir(dir.to_path_buf()));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| DataError::BadLayout {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "no readable {MANIFEST} ({e}): not prepared shards, or `alexnet prepare` did not \
+                 finish (run it again and it completes the job)"
+            ),
+        })?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| DataError::BadLayout {
+            path: path.clone(),
+            reason: format!("not a shard manifest: {e}"),
+        })?;
+        if manifest.format != MANIFEST_FORMAT {
+            return Err(DataError::BadLayout {
+                path,
+                reason: format!("format {:?}, expected {MANIFEST_FORMAT:?}", manifest.format),
+            });
+        }
+        Ok(manifest)
+    }
+}
+
+/// One split of a prepared data set, every shard mapped into memory.
+pub struct ShardSet {
+    pub dir: PathBuf,
+    pub side: usize,
+    pub class_names: Vec<String>,
+    shards: Vec<Shard>,
+    /// (shard, record) of each image, in stored order.
+    locations: Vec<(u32, u32)>,
+    labels: Vec<usize>,
+    skipped: Vec<SkippedFile>,
+}
+
+impl ShardSet {
+    /// Split `split` of the prepared data set in `dir`.
+    pub fn open(dir: &Path, split: &str) -> Result<Self, DataError> {
+        let manifest = Manifest::read(dir)?;
+        let entry = manifest
+            .splits
+            .get(split)
+            .ok_or_else(|| DataError::BadLayout {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "no split {split:?} (it has {:?})",
+                    manifest.splits.keys().collect::<Vec<_>>()
+                ),
+            })?;
+        let paths: Vec<PathBuf> = entry.shards.iter().map(|s| dir.join(s)).collect();
+        let set = Self::from_shards(dir, &paths, manifest.side, manifest.class_names)?;
+        if set.len() != entry.images {
+            return Err(DataError::BadLayout {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "split {split:?} should hold {} images, its shards hold {}",
+                    entry.images,
+                    set.len()
+                ),
+            });
+        }
+        Ok(set)
+    }
+
+    /// The shards `paths` as one set (what `prepare` reads back to compute statistics).
+    pub fn from_shards(
+        dir: &Path,
+        paths: &[PathBuf],
+        side: usize,
+        class_names: Vec<String>,
+    ) -> Result<Self, DataError> {
+        let mut shards = Vec::new();
+        let mut locations = Vec::new();
+        let mut labels = Vec::new();
+        let mut skipped = Vec::new();
+        for (s, path) in paths.iter().enumerate() {
+            let shard = Shard::open(path)?;
+            if shard.index.side != side {
+                return Err(DataError::BadShard {
+                    path: path.clone(),
+                    reason: format!("side {} where the data set's is {side}", shard.index.side),
+                });
+            }
+            for (r, record) in shard.index.records.iter().enumerate() {
+                if record.label as usize >= class_names.len() {
+                    return Err(DataError::BadShard {
+                        path: path.clone(),
+                        reason: format!(
+                            "{}: label {} of {} classes",
+                            record.name,
+                            record.label,
+                            class_names.len()
+                        ),
+                    });
+                }
+                locations.push((s as u32, r as u32));
+                labels.push(record.label as usize);
+            }
+            skipped.extend(shard.index.skipped.iter().cloned());
+            shards.push(shard);
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            side,
+            class_names,
+            shards,
+            locations,
+            labels,
+            skipped,
+        })
+    }
+
+    /// The source file name of image `index`.
+    pub fn name(&self, index: usize) -> &str {
+        let (s, r) = self.locations[index];
+        &self.shards[s as usize].index.records[r as usize].name
+    }
+}
+
+impl PatchSource for ShardSet {
+    fn side(&self) -> usize {
+        self.side
+    }
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn label(&self, index: usize) -> usize {
+        self.labels[index]
+    }
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+    fn patch(&self, index: usize) -> Result<Cow<'_, [u8]>, DataError> {
+        let (s, r) = self.locations[index];
+        self.shards[s as usize].patch(r as usize)
+    }
+    fn skipped(&self) -> &[SkippedFile] {
+        &self.skipped
+    }
+}
