@@ -146,3 +146,76 @@ fn a_resumed_run_reproduces_the_uninterrupted_one() {
         assert!((lx - ly).abs() < 1e-5 * lx, "train loss {lx} vs {ly}");
     }
 }
+
+#[test]
+fn prepared_shards_train_like_the_folder_and_evaluate() {
+    let shards = temp_dir("e2e-shards");
+    let out = alexnet(&[
+        "prepare",
+        fixtures().to_str().unwrap(),
+        shards.to_str().unwrap(),
+        "--side",
+        "32",
+        "--shard-size",
+        "128",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "prepare failed: {}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("train") && said.contains("500 images"),
+        "{said}"
+    );
+    assert!(
+        said.contains("test") && said.contains("100 images"),
+        "{said}"
+    );
+
+    // The same pixels and the same seeded augmentation: the same training, step for step.
+    let from_folder = temp_dir("e2e-from-folder");
+    let out = train_demo(&from_folder, &["--epochs", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let from_shards = temp_dir("e2e-from-shards");
+    let out = alexnet(&[
+        "train",
+        "--recipe",
+        "recipes/demo.toml",
+        "--data",
+        shards.to_str().unwrap(),
+        "--run-dir",
+        from_shards.to_str().unwrap(),
+        "--quiet",
+        "--epochs",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recipe = std::fs::read_to_string(from_shards.join("recipe.toml")).unwrap();
+    assert!(recipe.contains("format = \"shards\""), "{recipe}");
+    for (a, b) in metrics(&from_folder).iter().zip(&metrics(&from_shards)) {
+        for key in ["train_loss", "val_top1_error", "val_top5_error"] {
+            let (a, b) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                "{key}: {a} vs {b}"
+            );
+        }
+    }
+
+    // Evaluating on the shards' test split gives what training measured.
+    let eval = alexnet(&[
+        "eval",
+        from_shards.join("last.safetensors").to_str().unwrap(),
+        "--data",
+        shards.to_str().unwrap(),
+        "--split",
+        "test",
+        "--quiet",
+    ]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let last = metrics(&from_shards)[1]["val_top1_error"].as_f64().unwrap();
+    assert!(
+        stdout(&eval).contains(&format!("top-1 error {last:.4}")),
+        "{} vs {last}",
+        stdout(&eval)
+    );
+}
