@@ -114,6 +114,29 @@ fn undecodable_image_is_skipped_and_reported_or_fatal_with_strict() {
             && lines[1].contains("broken.jpg\ttruncated or corrupt JPEG"),
         "{report}"
     );
+
+    // predict: the good image is classified and the broken one named on standard error...
+    let good = data.join("train/cat/a.jpg");
+    let broken = data.join("train/cat/broken.jpg");
+    let predict = |strict: bool| {
+        let paths = [&run, &good, &broken].map(|p| p.to_str().unwrap());
+        let mut args = vec!["predict", paths[0], paths[1], paths[2]];
+        if strict {
+            args.push("--strict");
+        }
+        alexnet(&args)
+    };
+    let out = predict(false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("a.jpg") && !stdout(&out).contains("broken.jpg"));
+    assert!(
+        stderr(&out).contains("skipped") && stderr(&out).contains("broken.jpg"),
+        "{}",
+        stderr(&out)
+    );
+    // ...or, with --strict, is the error.
+    let out = predict(true);
+    assert_clean_error(&out, &["broken.jpg", "truncated or corrupt JPEG"]);
 }
 
 #[test]

@@ -257,6 +257,16 @@ fn write_corpus(root: &Path) -> Vec<(PathBuf, Expect)> {
         let path = dir.join("gone.jpg");
         std::os::unix::fs::symlink(root.join("no-such-file.jpg"), &path).unwrap();
         out.push((path, Expect::Skipped("cannot read")));
+        // A file its owner may not read: only where permissions bind (not for root).
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("locked.jpg");
+        std::fs::write(&path, &red).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+        if std::fs::File::open(&path).is_err() {
+            out.push((path, Expect::Skipped("Permission denied")));
+        } else {
+            out.push((path, Expect::Colour([230, 30, 30])));
+        }
     }
     out
 }
