@@ -80,7 +80,7 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, String> {
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     decoder
         .decode_headers()
-        .map_err(|e| format!("corrupt JPEG header: {e:?}"))?;
+        .map_err(|e| format!("corrupt JPEG header: {}", e.to_string().trim()))?;
     let (width, height) = decoder.dimensions().ok_or("JPEG without dimensions")?;
     check_size(width, height)?;
     let orientation = decoder
@@ -89,7 +89,7 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, String> {
         .unwrap_or(Orientation::NoTransforms);
     let pixels = decoder
         .decode()
-        .map_err(|e| format!("truncated or corrupt JPEG: {e:?}"))?;
+        .map_err(|e| format!("truncated or corrupt JPEG: {}", e.to_string().trim()))?;
     let rgb = RgbImage::from_raw(width as u32, height as u32, pixels)
         .ok_or("JPEG decoder returned fewer pixels than its header declares")?;
     Ok(upright(DynamicImage::ImageRgb8(rgb), orientation))
@@ -97,18 +97,24 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, String> {
 
 /// PNG, BMP and WebP through `image`, with its allocation limit on.
 fn decode_other(bytes: &[u8], format: ImageFormat) -> Result<RgbImage, String> {
+    let format_name = match format {
+        ImageFormat::Png => "PNG".to_string(),
+        ImageFormat::Bmp => "BMP".to_string(),
+        ImageFormat::WebP => "WebP".to_string(),
+        other => format!("{other:?}"),
+    };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 8);
     reader.limits(limits);
     let mut decoder = reader
         .into_decoder()
-        .map_err(|e| format!("corrupt {format:?} header: {e}"))?;
+        .map_err(|e| format!("corrupt {format_name} header: {e}"))?;
     let (width, height) = decoder.dimensions();
     check_size(width as usize, height as usize)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder)
-        .map_err(|e| format!("truncated or corrupt {format:?}: {e}"))?;
+        .map_err(|e| format!("truncated or corrupt {format_name}: {e}"))?;
     Ok(upright(image, orientation))
 }
 

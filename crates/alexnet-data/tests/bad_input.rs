@@ -234,7 +234,7 @@ fn write_corpus(root: &Path) -> Vec<(PathBuf, Expect)> {
                 let whole = png(16, 16, image::ExtendedColorType::Rgba8, &rgba);
                 whole[..whole.len() - 30].to_vec()
             },
-            Expect::Skipped("truncated or corrupt Png"),
+            Expect::Skipped("truncated or corrupt PNG"),
         ),
     ];
     let mut out: Vec<(PathBuf, Expect)> = files
