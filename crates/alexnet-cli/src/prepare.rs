@@ -101,6 +101,16 @@ pub fn run(args: PrepareArgs) -> Result<()> {
             split.shards_written,
             split.shards_kept
         );
+        // Every class's count when there are few (all of them are in dataset.json).
+        if split.per_class.len() <= 20 {
+            let counts: Vec<String> = summary
+                .class_names
+                .iter()
+                .zip(&split.per_class)
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect();
+            println!("    {}", counts.join(", "));
+        }
         for skip in split.skipped.iter().take(10) {
             println!("    skipped {}: {}", skip.path, skip.reason);
         }

@@ -204,3 +204,27 @@ fn a_failing_resume_keeps_what_was_written() {
     let out = alexnet(&["eval", "/nonexistent/ckpt.safetensors"]);
     assert_clean_error(&out, &["/nonexistent/ckpt.safetensors"]);
 }
+
+#[test]
+fn prepare_of_nothing_or_with_bad_options() {
+    let out = temp_dir("prepare-out");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["prepare", "/nonexistent/images", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        alexnet(&args)
+    };
+    assert_clean_error(&run(&[]), &["/nonexistent/images", "does not exist"]);
+    assert_clean_error(&run(&["--jpeg", "0"]), &["--jpeg 0", "between 1 and 100"]);
+    assert_clean_error(
+        &run(&["--format", "lmdb"]),
+        &["lmdb", "image-folder, ilsvrc, cifar, idx"],
+    );
+    // Training on a half-prepared directory (no manifest) says so.
+    std::fs::create_dir_all(out.join("train")).unwrap();
+    let err = train_on(
+        &out,
+        &temp_dir("prepare-train-run"),
+        &["--set", "data.format=\"shards\""],
+    );
+    assert_clean_error(&err, &["dataset.json", "did not finish"]);
+}

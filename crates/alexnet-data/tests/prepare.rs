@@ -337,3 +337,63 @@ fn shards_give_the_same_seeded_batches_as_memory_and_jpeg_shards_are_close() {
     // These 8x8 test patterns are JPEG's worst case (no smooth areas); photographs do far better.
     assert!(error > 0.0 && error < 12.0, "mean abs error {error}");
 }
+
+#[test]
+fn the_ilsvrc_layout_is_detected_and_its_flat_val_labelled() {
+    let base = temp_dir("ilsvrc");
+    let src = base.join("ILSVRC");
+    let wnids = ["n01440764", "n01443537", "n02102040"];
+    let mut k = 0;
+    for wnid in wnids {
+        let dir = src.join("train").join(wnid);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..2 {
+            let image =
+                RgbImage::from_fn(12, 9, |x, y| image::Rgb(pixel(k, x as usize, y as usize)));
+            image.save(dir.join(format!("{wnid}_{i}.JPEG"))).unwrap();
+            k += 1;
+        }
+    }
+    std::fs::create_dir_all(src.join("val")).unwrap();
+    for i in 1..=3 {
+        let image = RgbImage::from_fn(9, 12, |x, y| image::Rgb(pixel(i, x as usize, y as usize)));
+        image
+            .save_with_format(
+                src.join("val").join(format!("ILSVRC2012_val_{i:08}.JPEG")),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+    }
+    std::fs::write(
+        src.join("LOC_val_solution.csv"),
+        "ImageId,PredictionString\nILSVRC2012_val_00000001,n02102040 1 1 5 5\n\
+         ILSVRC2012_val_00000002,n01440764 0 0 3 3\nILSVRC2012_val_00000003,n01443537 2 2 4 4\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("LOC_synset_mapping.txt"),
+        "n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\nn02102040 English springer\n",
+    )
+    .unwrap();
+    let out = base.join("out");
+    let options = PrepareOptions {
+        side: Some(8),
+        ..PrepareOptions::default()
+    };
+    let summary = prepare(&src, &out, &options, &ProgressBar::hidden()).unwrap();
+    assert_eq!(summary.format, SourceFormat::Ilsvrc);
+    let manifest = Manifest::read(&out).unwrap();
+    assert_eq!(manifest.class_names, wnids);
+    assert_eq!(
+        manifest.class_descriptions[1],
+        "goldfish, Carassius auratus"
+    );
+    assert_eq!(manifest.splits["train"].per_class, vec![2, 2, 2]);
+    let val = ShardSet::open(&out, "val").unwrap();
+    assert_eq!(
+        (0..3).map(|i| val.label(i)).collect::<Vec<_>>(),
+        vec![2, 0, 1]
+    );
+    assert_eq!(val.name(0), "val/ILSVRC2012_val_00000001.JPEG");
+    assert_eq!(val.patch(0).unwrap().len(), 8 * 8 * 3);
+}
