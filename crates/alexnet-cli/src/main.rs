@@ -42,7 +42,7 @@ enum Command {
     Eval(eval::EvalArgs),
     /// The five most probable labels of each image.
     Predict(predict::PredictArgs),
-    /// Measure speed: `bench data` (decode and augmentation).
+    /// Measure speed: `bench data` (decode and augmentation), `bench model` (training and inference steps).
     Bench(bench::BenchArgs),
     /// Train the small CIFAR model on the images committed in fixtures/, then evaluate and predict.
     Demo(demo::DemoArgs),

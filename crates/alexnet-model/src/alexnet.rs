@@ -474,6 +474,9 @@ mod tests {
             config.validate(),
             Err(ModelError::InputTooSmall { .. })
         ));
+        config.input_size = None;
+        config.lrn_params.size = 4;
+        assert_eq!(config.validate(), Err(ModelError::LrnSize(4)));
         assert!("vgg".parse::<Arch>().is_err());
     }
 }

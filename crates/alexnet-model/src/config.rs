@@ -22,6 +22,8 @@ pub enum ModelError {
         arch: String,
         layer: String,
     },
+    #[error("model.lrn_params.size must be odd (a window centred on the map), got {0}")]
+    LrnSize(usize),
     #[error("model.weight_std must be positive and finite, got {0}")]
     WeightStd(f64),
 }
@@ -212,6 +214,9 @@ impl ModelConfig {
         }
         if self.num_classes < 2 {
             return Err(ModelError::NumClasses(self.num_classes));
+        }
+        if self.lrn_params.size.is_multiple_of(2) {
+            return Err(ModelError::LrnSize(self.lrn_params.size));
         }
         if !(self.weight_std > 0.0 && self.weight_std.is_finite()) {
             return Err(ModelError::WeightStd(self.weight_std));

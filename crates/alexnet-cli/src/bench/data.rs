@@ -11,23 +11,13 @@ use alexnet_data::augment::{pca_colour_shift, random_view, write_view};
 use alexnet_data::decode::load_square_patch;
 use alexnet_data::{BatchLoader, DatasetStats, ImageFolder, PatchSource, ShardSet, ViewPlan};
 use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand};
+use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-#[derive(Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    what: BenchWhat,
-}
-
-#[derive(Subcommand)]
-enum BenchWhat {
-    /// Images/s of decode + augmentation from a JPEG folder and from shards.
-    Data(DataBenchArgs),
-}
+use super::median;
 
 #[derive(Args)]
 pub struct DataBenchArgs {
@@ -77,17 +67,6 @@ struct Row {
     images_per_second_per_core: f64,
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
-    match args.what {
-        BenchWhat::Data(args) => bench_data(args),
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Times `pass` `repeat` times on a pool of `threads` threads, after one untimed warm-up pass.
 fn timed(threads: usize, repeat: usize, pass: &(dyn Fn() -> Result<()> + Sync)) -> Result<f64> {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -127,7 +106,7 @@ fn placeholder_stats(side: usize) -> DatasetStats {
     }
 }
 
-fn bench_data(args: DataBenchArgs) -> Result<()> {
+pub fn bench_data(args: DataBenchArgs) -> Result<()> {
     if args.folder.is_none() && args.shards.is_none() {
         bail!(
             "give --folder DIR (an image folder split) and/or --shards DIR (from alexnet prepare)"
