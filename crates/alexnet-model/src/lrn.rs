@@ -54,15 +54,19 @@ impl LocalResponseNorm {
             window_sum = window_sum + padded.clone().narrow(1, offset, channels);
         }
         let base = window_sum.mul_scalar(self.alpha).add_scalar(self.k);
-        // The paper's beta = 3/4 as two square roots: norm1's forward pass went from 158 to 42 ms
-        // (batch 32) against a general power.
-        let denominator = if self.beta == 0.75 {
+        if activity.is_require_grad() {
+            // Training: base^-beta as exp(-beta ln base), whose derivatives are cheap (the output
+            // itself, and 1 / base) where a power's (or a square root's) is another power. norm1's
+            // forward + backward (batch 32): 211 ms with square roots, 165 ms this way.
+            activity * base.log().mul_scalar(-self.beta).exp()
+        } else if self.beta == 0.75 {
+            // Inference: the paper's beta = 3/4 as two square roots, the fastest forward pass
+            // (norm1 at batch 32: 42 ms, against 85 ms through exp and ln, 158 ms with a power).
             let root = base.sqrt();
-            root.clone() * root.sqrt()
+            activity / (root.clone() * root.sqrt())
         } else {
-            base.powf_scalar(self.beta)
-        };
-        activity / denominator
+            activity / base.powf_scalar(self.beta)
+        }
     }
 }
 
@@ -119,18 +123,30 @@ mod tests {
             alpha: 3e-4,
             beta: 0.5,
         };
-        for config in [config, other] {
-            let tensor = Tensor::<4>::from_data(TensorData::new(input.clone(), shape), &device);
-            let got = LocalResponseNorm::new(&config)
-                .forward(tensor)
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
+        // Each also with a tensor that requires a gradient: training takes another path.
+        let cases = [config, other]
+            .into_iter()
+            .flat_map(|c| [(c, false), (c, true)]);
+        for (config, tracked) in cases {
+            let got = if tracked {
+                let tensor = Tensor::<4>::from_data(
+                    TensorData::new(input.clone(), shape),
+                    &device.clone().autodiff(),
+                )
+                .require_grad();
+                LocalResponseNorm::new(&config).forward(tensor).inner()
+            } else {
+                let tensor = Tensor::<4>::from_data(TensorData::new(input.clone(), shape), &device);
+                LocalResponseNorm::new(&config).forward(tensor)
+            }
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
             let want = lrn_reference(&input, shape, &config);
             for (index, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (g - w).abs() <= 1e-5 * w.abs().max(1.0),
-                    "{config:?} element {index}: got {g}, want {w}"
+                    "{config:?} tracked {tracked} element {index}: got {g}, want {w}"
                 );
             }
         }
