@@ -61,14 +61,7 @@ fn bench_model_reports_every_layer_and_consistent_rates() {
 fn bench_data_measures_the_folder_and_the_shards() {
     let dir = temp_dir("bench-data");
     let shards = dir.join("shards");
-    let out = alexnet(&[
-        "prepare",
-        fixtures().to_str().unwrap(),
-        shards.to_str().unwrap(),
-        "--side",
-        "32",
-        "--quiet",
-    ]);
+    let out = prepare_fixtures(&shards, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json = dir.join("data.json");
     let out = alexnet(&[

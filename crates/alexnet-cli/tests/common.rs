@@ -48,3 +48,18 @@ pub fn metrics(run_dir: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// `alexnet prepare` of the committed fixtures into `out` at 32x32, with `extra` flags.
+pub fn prepare_fixtures(out: &Path, extra: &[&str]) -> Output {
+    let fixtures = fixtures();
+    let mut args = vec![
+        "prepare",
+        fixtures.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--side",
+        "32",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    alexnet(&args)
+}

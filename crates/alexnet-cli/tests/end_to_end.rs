@@ -150,16 +150,7 @@ fn a_resumed_run_reproduces_the_uninterrupted_one() {
 #[test]
 fn prepared_shards_train_like_the_folder_and_evaluate() {
     let shards = temp_dir("e2e-shards");
-    let out = alexnet(&[
-        "prepare",
-        fixtures().to_str().unwrap(),
-        shards.to_str().unwrap(),
-        "--side",
-        "32",
-        "--shard-size",
-        "128",
-        "--quiet",
-    ]);
+    let out = prepare_fixtures(&shards, &["--shard-size", "128"]);
     assert!(out.status.success(), "prepare failed: {}", stderr(&out));
     let said = stdout(&out);
     assert!(

@@ -138,76 +138,84 @@ fn sync<const D: usize>(x: Tensor<D>) {
     let _ = x.sum().into_scalar::<f32>();
 }
 
-/// Every layer on its own: forward, and forward + backward of the sum of its output.
+/// Times one layer on its own: `op` forward, and forward + backward of the sum of its output, on
+/// a copy of `input` that asks for its gradient.
+fn time_layer<const D: usize>(
+    rows: &mut Vec<LayerTime>,
+    name: String,
+    macs: usize,
+    input: &Tensor<D>,
+    op: impl Fn(Tensor<D>) -> Tensor<D>,
+    args: &ModelBenchArgs,
+) {
+    let input = input.clone().detach().require_grad();
+    let iterations = args.iterations.max(1);
+    let forward_ms = time_ms(1, iterations, || sync(op(input.clone())));
+    let forward_backward_ms = time_ms(1, iterations, || {
+        let _ = op(input.clone()).sum().backward();
+    });
+    rows.push(LayerTime {
+        name,
+        forward_ms,
+        forward_backward_ms,
+        forward_gflops: 2.0 * macs as f64 * args.batch_size as f64 / (forward_ms * 1e6),
+    });
+}
+
+/// Every layer on its own, on an input of the shape it sees in the network.
 fn layer_times(
     model: &AlexNet,
     input: Tensor<4>,
     args: &ModelBenchArgs,
     macs: &[(String, usize)],
 ) -> Vec<LayerTime> {
-    let (warmup, iterations) = (1, args.iterations.max(1));
     let mut rows = Vec::new();
-    let mut timed = |name: String, macs: usize, fwd: &dyn Fn(), fwd_bwd: &dyn Fn()| {
-        let forward_ms = time_ms(warmup, iterations, fwd);
-        let forward_backward_ms = time_ms(warmup, iterations, fwd_bwd);
-        let forward_gflops = 2.0 * macs as f64 * args.batch_size as f64 / (forward_ms * 1e6);
-        rows.push(LayerTime {
-            name,
-            forward_ms,
-            forward_backward_ms,
-            forward_gflops,
-        });
-    };
     let activation = model.activation;
-    let mut x = input;
     // Layer names as `alexnet info` gives them (conv1.., fc6..fc8); the layers inside a block
     // take its number.
     let name_of =
         |index: usize, fallback: String| macs.get(index).map_or(fallback, |m| m.0.clone());
+    let macs_of = |index: usize| macs.get(index).map_or(0, |m| m.1);
+    let mut x = input;
     for (i, block) in model.features.iter().enumerate() {
-        let conv_name = name_of(i, format!("conv{}", i + 1));
-        let n = conv_name.trim_start_matches("conv").to_string();
-        let block_macs = macs.get(i).map_or(0, |m| m.1);
-        let input = x.clone().detach().require_grad();
-        timed(
-            conv_name,
-            block_macs,
-            &|| sync(block.conv.forward(input.clone())),
-            &|| {
-                let _ = block.conv.forward(input.clone()).sum().backward();
-            },
+        let conv = name_of(i, format!("conv{}", i + 1));
+        let n = conv.trim_start_matches("conv").to_string();
+        time_layer(
+            &mut rows,
+            conv,
+            macs_of(i),
+            &x,
+            |t| block.conv.forward(t),
+            args,
         );
         x = activate(activation, block.conv.forward(x.detach()));
-        let input = x.clone().detach().require_grad();
-        timed(
+        time_layer(
+            &mut rows,
             format!("relu{n}"),
             0,
-            &|| sync(activate(activation, input.clone())),
-            &|| {
-                let _ = activate(activation, input.clone()).sum().backward();
-            },
+            &x,
+            |t| activate(activation, t),
+            args,
         );
         if let Some(lrn) = &block.lrn {
-            let input = x.clone().detach().require_grad();
-            timed(
+            time_layer(
+                &mut rows,
                 format!("norm{n}"),
                 0,
-                &|| sync(lrn.forward(input.clone())),
-                &|| {
-                    let _ = lrn.forward(input.clone()).sum().backward();
-                },
+                &x,
+                |t| lrn.forward(t),
+                args,
             );
             x = lrn.forward(x.detach());
         }
         if let Some(pool) = &block.pool {
-            let input = x.clone().detach().require_grad();
-            timed(
+            time_layer(
+                &mut rows,
                 format!("pool{n}"),
                 0,
-                &|| sync(pool.forward(input.clone())),
-                &|| {
-                    let _ = pool.forward(input.clone()).sum().backward();
-                },
+                &x,
+                |t| pool.forward(t),
+                args,
             );
             x = pool.forward(x.detach());
         }
@@ -215,30 +223,27 @@ fn layer_times(
     let mut h = x.detach().flatten::<2>(1, 3);
     let convs = model.features.len();
     for (j, block) in model.classifier.iter().enumerate() {
-        let fc_name = name_of(convs + j, format!("fc{}", convs + j + 1));
-        let n = fc_name.trim_start_matches("fc").to_string();
-        let block_macs = macs.get(convs + j).map_or(0, |m| m.1);
-        let input = h.clone().detach().require_grad();
-        timed(
-            fc_name,
-            block_macs,
-            &|| sync(block.linear.forward(input.clone())),
-            &|| {
-                let _ = block.linear.forward(input.clone()).sum().backward();
-            },
+        let fc = name_of(convs + j, format!("fc{}", convs + j + 1));
+        let n = fc.trim_start_matches("fc").to_string();
+        time_layer(
+            &mut rows,
+            fc,
+            macs_of(convs + j),
+            &h,
+            |t| block.linear.forward(t),
+            args,
         );
         h = block.linear.forward(h.detach());
         if j + 1 < model.classifier.len() {
             h = activate(activation, h);
             if let Some(dropout) = &block.dropout {
-                let input = h.clone().detach().require_grad();
-                timed(
+                time_layer(
+                    &mut rows,
                     format!("drop{n}"),
                     0,
-                    &|| sync(dropout.forward(input.clone())),
-                    &|| {
-                        let _ = dropout.forward(input.clone()).sum().backward();
-                    },
+                    &h,
+                    |t| dropout.forward(t),
+                    args,
                 );
                 h = dropout.forward(h.detach());
             }
