@@ -2,13 +2,18 @@
 //! training, evaluation and benchmarks read it in place. Re-run after an interruption, it keeps
 //! the finished shards and completes the rest.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::mpsc::{Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use alexnet_data::shards::prepare::prepare;
 use alexnet_data::{BadInputPolicy, PatchEncoding, PrepareOptions, SourceFormat};
 use alexnet_train::trainer::progress_bar;
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use indicatif::ProgressBar;
 
 #[derive(Args)]
 pub struct PrepareArgs {
@@ -67,13 +72,21 @@ pub fn run(args: PrepareArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let bar = progress_bar(0, args.quiet, "prepare");
+    // Without a terminal (a long job in the background) the bar is invisible: say how it goes
+    // every 30 s instead.
+    let log = (!args.quiet && !std::io::stderr().is_terminal()).then(|| log_progress(bar.clone()));
     let summary = prepare(&args.src, &args.out, &options, &bar).with_context(|| {
         format!(
             "preparing {} into {}",
             args.src.display(),
             args.out.display()
         )
-    })?;
+    });
+    if let Some((stop, thread)) = log {
+        let _ = stop.send(());
+        let _ = thread.join();
+    }
+    let summary = summary?;
 
     let total: usize = summary.splits.iter().map(|s| s.images).sum();
     println!(
@@ -129,4 +142,24 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Prints `bar`'s position, rate and ETA every 30 s on standard output until told to stop.
+fn log_progress(bar: ProgressBar) -> (Sender<()>, JoinHandle<()>) {
+    let (stop, stopped) = channel::<()>();
+    let thread = std::thread::spawn(move || {
+        while stopped.recv_timeout(Duration::from_secs(30)).is_err() {
+            let (done, total) = (bar.position(), bar.length().unwrap_or(0));
+            if total == 0 {
+                continue;
+            }
+            println!(
+                "prepare: {done}/{total} images ({}), {:.0} images/s, ETA {} s",
+                bar.message(),
+                bar.per_sec(),
+                bar.eta().as_secs()
+            );
+        }
+    });
+    (stop, thread)
 }
