@@ -8,6 +8,7 @@
 pub mod alexnet;
 pub mod config;
 pub mod lrn;
+pub mod lrn_op;
 pub mod summary;
 
 pub use alexnet::AlexNet;

@@ -16,10 +16,12 @@
 //!
 //! `size` must be odd (the window is centred on map i), as the paper's n = 5 is.
 
+use burn::backend::Dispatch;
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 
 use crate::config::LrnConfig;
+use crate::lrn_op::LrnBackend;
 
 #[derive(Module, Debug)]
 pub struct LocalResponseNorm {
@@ -41,6 +43,22 @@ impl LocalResponseNorm {
 
     /// `[batch, channels, height, width]` -> same shape.
     pub fn forward(&self, activity: Tensor<4>) -> Tensor<4> {
+        // Training on flex: one operation with a hand-written backward pass (`lrn_op.rs`).
+        if activity.is_require_grad() && activity.device().inner() == Device::flex() {
+            return Tensor::from_dispatch(<Dispatch as LrnBackend>::local_response_norm(
+                activity.into_dispatch(),
+                self.size,
+                self.k,
+                self.alpha,
+                self.beta,
+            ));
+        }
+        self.forward_composed(activity)
+    }
+
+    /// The same function written with tensor operations, its backward pass left to autodiff: what
+    /// other backends run (and what the tests hold the fused operation against).
+    pub fn forward_composed(&self, activity: Tensor<4>) -> Tensor<4> {
         let [batch, channels, height, width] = activity.dims();
         let half = self.size / 2;
         let squared = activity.clone().square();
@@ -55,9 +73,10 @@ impl LocalResponseNorm {
         }
         let base = window_sum.mul_scalar(self.alpha).add_scalar(self.k);
         if activity.is_require_grad() {
-            // Training: base^-beta as exp(-beta ln base), whose derivatives are cheap (the output
-            // itself, and 1 / base) where a power's (or a square root's) is another power. norm1's
-            // forward + backward (batch 32): 211 ms with square roots, 165 ms this way.
+            // Training on other backends: base^-beta as exp(-beta ln base), whose derivatives are
+            // cheap (the output itself, and 1 / base) where a power's (or a square root's) is
+            // another power. norm1's forward + backward (batch 32): 211 ms with square roots,
+            // 165 ms this way.
             activity * base.log().mul_scalar(-self.beta).exp()
         } else if self.beta == 0.75 {
             // Inference: the paper's beta = 3/4 as two square roots, the fastest forward pass
@@ -134,7 +153,13 @@ mod tests {
                     &device.clone().autodiff(),
                 )
                 .require_grad();
-                LocalResponseNorm::new(&config).forward(tensor).inner()
+                // The fused operation and the composed one, both tracked, agree.
+                let lrn = LocalResponseNorm::new(&config);
+                let composed = lrn.forward_composed(tensor.clone()).inner();
+                let fused = lrn.forward(tensor).inner();
+                let gap = (fused.clone() - composed).abs().max().into_scalar::<f32>();
+                assert!(gap < 1e-4, "{config:?}: fused and composed differ by {gap}");
+                fused
             } else {
                 let tensor = Tensor::<4>::from_data(TensorData::new(input.clone(), shape), &device);
                 LocalResponseNorm::new(&config).forward(tensor)
@@ -191,17 +216,32 @@ mod tests {
                 .sum()
         };
         let device = Device::flex().autodiff();
-        let x =
-            Tensor::<4>::from_data(TensorData::new(input.clone(), shape), &device).require_grad();
-        let w = Tensor::<4>::from_data(TensorData::new(weights.clone(), shape), &device);
-        let out = (LocalResponseNorm::new(&config).forward(x.clone()) * w).sum();
-        let grads = out.backward();
-        let analytic = x
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let lrn = LocalResponseNorm::new(&config);
+        // The fused operation's hand-written backward pass, and autodiff through the composed one.
+        let gradient = |fused: bool| {
+            let x = Tensor::<4>::from_data(TensorData::new(input.clone(), shape), &device)
+                .require_grad();
+            let w = Tensor::<4>::from_data(TensorData::new(weights.clone(), shape), &device);
+            let y = if fused {
+                lrn.forward(x.clone())
+            } else {
+                lrn.forward_composed(x.clone())
+            };
+            let grads = (y * w).sum().backward();
+            x.grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let composed = gradient(false);
+        let analytic = gradient(true);
+        for (a, b) in analytic.iter().zip(&composed) {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1e-2),
+                "fused {a} vs composed {b}"
+            );
+        }
         for index in 0..input.len() {
             let step = 1e-2f32;
             let mut plus = input.clone();

@@ -1,0 +1,165 @@
+//! Local response normalization as one backend operation with its own backward pass, through
+//! Burn's backend-extension mechanism (`#[backend_extension]`), on the flex backend and its
+//! autodiff wrapper.
+//!
+//! Written with tensor operations, LRN's backward pass is autodiff through a dozen of them: a
+//! window sum of shifted copies (each copy's gradient a fresh zero tensor), a logarithm, an
+//! exponential, products and quotients. By hand it is three products, a quotient, one window sum
+//! and a difference. With `s_i = k + alpha * sum_{j in W(i)} a_j^2`, `p_i = s_i^-beta` and
+//! `b_i = a_i p_i`:
+//!
+//! ```text
+//! dL/da_i = g_i p_i - 2 alpha beta a_i * sum_{j in W(i)} g_j a_j p_j / s_j
+//! ```
+//!
+//! (`W(i)` is symmetric: map i is in map j's window exactly when j is in i's.)
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
+use burn::tensor::{Shape, Slice};
+
+/// The constants of Section 3.3, as the operation takes them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LrnConstants {
+    pub size: usize,
+    pub k: f64,
+    pub alpha: f64,
+    pub beta: f64,
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait LrnBackend: Backend {
+    /// `[batch, channels, height, width]` -> `a * (k + alpha * window sum of a^2)^-beta`.
+    fn local_response_norm(
+        activity: FloatTensor<Self>,
+        size: usize,
+        k: f64,
+        alpha: f64,
+        beta: f64,
+    ) -> FloatTensor<Self> {
+        let constants = LrnConstants {
+            size,
+            k,
+            alpha,
+            beta,
+        };
+        let (_, power) = scale_and_power::<Self>(activity.clone(), constants);
+        Self::float_mul(activity, power)
+    }
+}
+
+impl LrnBackend for Flex {}
+
+/// Sum over the `size` maps centred on each map (maps beyond the edges count as zero).
+fn window_sum<B: Backend>(tensor: FloatTensor<B>, size: usize) -> FloatTensor<B> {
+    let shape = tensor.shape();
+    let [batch, channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
+    let half = size / 2;
+    if half == 0 {
+        return tensor;
+    }
+    let zeros = B::float_zeros(
+        Shape::new([batch, half, height, width]),
+        &tensor.device(),
+        tensor.dtype().into(),
+    );
+    let padded = B::float_cat(vec![zeros.clone(), tensor, zeros], 1);
+    let maps = |from: usize| {
+        [
+            Slice::from(0..batch),
+            Slice::from(from..from + channels),
+            Slice::from(0..height),
+            Slice::from(0..width),
+        ]
+    };
+    let mut sum = B::float_slice(padded.clone(), &maps(0));
+    for offset in 1..=2 * half {
+        sum = B::float_add(sum, B::float_slice(padded.clone(), &maps(offset)));
+    }
+    sum
+}
+
+/// `s = k + alpha * window sum of a^2` and `p = s^-beta` (as `exp(-beta ln s)`).
+fn scale_and_power<B: Backend>(
+    activity: FloatTensor<B>,
+    c: LrnConstants,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let squares = B::float_mul(activity.clone(), activity);
+    let scale = B::float_add_scalar(
+        B::float_mul_scalar(window_sum::<B>(squares, c.size), c.alpha.into()),
+        c.k.into(),
+    );
+    let power = B::float_exp(B::float_mul_scalar(
+        B::float_log(scale.clone()),
+        (-c.beta).into(),
+    ));
+    (scale, power)
+}
+
+#[derive(Debug)]
+struct LrnBackward;
+
+impl<B: Backend> Backward<B, 1> for LrnBackward {
+    /// The input, `s`, `p` and the constants.
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        (usize, f64, f64),
+    );
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (activity, scale, power, (size, alpha, beta)) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            let weighted = B::float_div(
+                B::float_mul(B::float_mul(grad.clone(), activity.clone()), power.clone()),
+                scale,
+            );
+            let spread = B::float_mul(activity, window_sum::<B>(weighted, size));
+            B::float_sub(
+                B::float_mul(grad, power),
+                B::float_mul_scalar(spread, (2.0 * alpha * beta).into()),
+            )
+        });
+    }
+}
+
+impl<B: Backend + LrnBackend, C: CheckpointStrategy> LrnBackend for Autodiff<B, C> {
+    fn local_response_norm(
+        activity: FloatTensor<Self>,
+        size: usize,
+        k: f64,
+        alpha: f64,
+        beta: f64,
+    ) -> FloatTensor<Self> {
+        let constants = LrnConstants {
+            size,
+            k,
+            alpha,
+            beta,
+        };
+        match LrnBackward
+            .prepare::<C>([activity.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = activity.primitive().clone();
+                let (scale, power) = scale_and_power::<B>(input.clone(), constants);
+                let output = B::float_mul(input.clone(), power.clone());
+                prep.finish((input, scale, power, (size, alpha, beta)), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::local_response_norm(
+                activity.into_primitive(),
+                size,
+                k,
+                alpha,
+                beta,
+            )),
+        }
+    }
+}
