@@ -1,0 +1,59 @@
+//! Where a convolution's training time goes on flex: forward alone, forward + input gradient,
+//! forward + weight gradient, and both, for the paper's conv2 and conv3 at batch 32 (best of 4).
+//! `benchmarks/conv_split_pytorch.py` measures the same in PyTorch.
+//!
+//!     cargo run --release -p alexnet-cli --example conv_split
+
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Distribution, Tensor};
+use std::time::Instant;
+
+fn main() {
+    let device = Device::flex().autodiff();
+    // The paper's conv2 (96 -> 256, 5x5, pad 2, two towers, 27x27) and conv3 (256 -> 384, 3x3).
+    for (name, cin, cout, k, pad, groups, side) in [
+        ("conv2", 96, 256, 5, 2, 2, 27),
+        ("conv3", 256, 384, 3, 1, 1, 13),
+    ] {
+        let x0 = Tensor::<4>::random(
+            [32, cin, side, side],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let w0 = Tensor::<4>::random(
+            [cout, cin / groups, k, k],
+            Distribution::Normal(0.0, 0.01),
+            &device,
+        );
+        let opts = || ConvOptions::new([1, 1], [pad, pad], [1, 1], groups);
+        let time = |label: &str, input_grad: bool, weight_grad: bool| {
+            let mut best = f64::MAX;
+            for _ in 0..4 {
+                let x = if input_grad {
+                    x0.clone().detach().require_grad()
+                } else {
+                    x0.clone().detach()
+                };
+                let w = if weight_grad {
+                    w0.clone().detach().require_grad()
+                } else {
+                    w0.clone().detach()
+                };
+                let t = Instant::now();
+                let y = conv2d(x, w, None, opts());
+                if input_grad || weight_grad {
+                    let _ = y.sum().backward();
+                } else {
+                    let _ = y.sum().into_scalar::<f32>();
+                }
+                best = best.min(t.elapsed().as_secs_f64() * 1e3);
+            }
+            println!("{name} {label}: {best:.1} ms");
+        };
+        time("forward", false, false);
+        time("forward + x grad", true, false);
+        time("forward + w grad", false, true);
+        time("forward + both", true, true);
+    }
+}
