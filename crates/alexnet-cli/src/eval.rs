@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use alexnet_data::{
-    BadInputPolicy, BatchLoader, DataFormat, DecodedSet, ImageFolder, PatchSource, ShardSet,
-    ViewPlan, load_split,
+    BadInputPolicy, BatchLoader, DataFormat, DecodedSet, ImageFolder, Manifest, PatchSource,
+    ViewPlan, load_split, skipped_lines,
 };
 use alexnet_eval::evaluate;
 use alexnet_train::Checkpoint;
@@ -25,7 +25,8 @@ pub struct EvalArgs {
     /// (with --split); default: the first checkpoint's validation split.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Split of a prepared --data directory (default: the checkpoint's validation split).
+    /// Split of a prepared --data directory, or of the checkpoint's data set (default: its
+    /// validation split).
     #[arg(long)]
     split: Option<String>,
     /// Stop at the first unusable image instead of skipping it (and listing it).
@@ -69,32 +70,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
             );
         }
     }
-    // An explicit --data is an image folder; otherwise the checkpoint's own validation split.
+    // --data is a split folder (`<class>/<image>`) or a prepared directory; without it, the
+    // checkpoint's own data set. --split picks the split of either of the latter.
     let data = &first.recipe.data;
-    let split = args
-        .data
-        .clone()
-        .unwrap_or_else(|| data.dir.join(&data.val_split));
-    let policy = if args.strict {
-        BadInputPolicy::Strict
-    } else {
-        BadInputPolicy::Skip
-    };
     let split_name = args.split.clone().unwrap_or_else(|| data.val_split.clone());
+    let split = match &args.data {
+        Some(dir) if Manifest::is_prepared(dir) => dir.join(&split_name),
+        Some(dir) => dir.clone(),
+        None => data.dir.join(&split_name),
+    };
+    let policy = BadInputPolicy::strict_if(args.strict);
     let load_set = |side: usize| -> Result<Arc<dyn PatchSource>> {
         let bar = progress_bar(0, args.quiet, "decode");
         let set: Arc<dyn PatchSource> = match &args.data {
-            Some(dir) if dir.join("dataset.json").exists() => {
-                let shards = ShardSet::open(dir, &split_name)?;
-                if shards.side != side {
-                    bail!(
-                        "{}: shards hold {}x{} patches, the checkpoint wants {side}x{side}",
-                        dir.display(),
-                        shards.side,
-                        shards.side
-                    );
-                }
-                Arc::new(shards)
+            Some(dir) if Manifest::is_prepared(dir) => {
+                load_split(DataFormat::Shards, dir, &split_name, side, &bar, policy)?
             }
             Some(dir) => Arc::new(DecodedSet::load(
                 &ImageFolder::scan(dir)?,
@@ -102,10 +92,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 &bar,
                 policy,
             )?),
-            None if data.format == DataFormat::Shards => {
-                load_split(data.format, &data.dir, &split_name, side, &bar, policy)?
-            }
-            None => load_split(data.format, &data.dir, &data.val_split, side, &bar, policy)?,
+            None => load_split(data.format, &data.dir, &split_name, side, &bar, policy)?,
         };
         set.expect_classes(&first.class_names, &split)?;
         warn_skipped(set.as_ref());
@@ -182,10 +169,7 @@ pub fn warn_skipped(set: &dyn PatchSource) {
         return;
     }
     eprintln!("warning: skipped {} unusable files:", skipped.len());
-    for skip in skipped.iter().take(20) {
-        eprintln!("  {}: {}", skip.path, skip.reason);
-    }
-    if skipped.len() > 20 {
-        eprintln!("  ... and {} more", skipped.len() - 20);
+    for line in skipped_lines(skipped, 20) {
+        eprintln!("  {line}");
     }
 }

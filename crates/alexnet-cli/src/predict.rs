@@ -68,11 +68,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     };
 
     let side = checkpoint.recipe.data.resize;
-    let policy = if args.strict {
-        BadInputPolicy::Strict
-    } else {
-        BadInputPolicy::Skip
-    };
+    let policy = BadInputPolicy::strict_if(args.strict);
     let mut pixels = Vec::new();
     let mut images = Vec::new();
     let mut skipped = Vec::new();

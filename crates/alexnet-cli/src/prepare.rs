@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use alexnet_data::shards::prepare::prepare;
-use alexnet_data::{BadInputPolicy, PatchEncoding, PrepareOptions, SourceFormat};
+use alexnet_data::{BadInputPolicy, PatchEncoding, PrepareOptions, SourceFormat, skipped_lines};
 use alexnet_train::trainer::progress_bar;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -61,11 +61,7 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         side: args.side,
         encoding,
         shard_size: args.shard_size,
-        policy: if args.strict {
-            BadInputPolicy::Strict
-        } else {
-            BadInputPolicy::Skip
-        },
+        policy: BadInputPolicy::strict_if(args.strict),
         format,
         splits: args.splits.clone(),
     };
@@ -124,11 +120,8 @@ pub fn run(args: PrepareArgs) -> Result<()> {
                 .collect();
             println!("    {}", counts.join(", "));
         }
-        for skip in split.skipped.iter().take(10) {
-            println!("    skipped {}: {}", skip.path, skip.reason);
-        }
-        if split.skipped.len() > 10 {
-            println!("    ... {} more in skipped.tsv", split.skipped.len() - 10);
+        for line in skipped_lines(&split.skipped, 10) {
+            println!("    skipped {line}");
         }
     }
     let [r, g, b] = summary.stats.channel_mean();

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use alexnet_data::Manifest;
 use alexnet_train::{Recipe, TrainOptions, train};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -62,7 +63,7 @@ impl TrainArgs {
         if let Some(dir) = &self.data {
             all.push(format!("data.dir={}", quote(&dir.display().to_string())));
             // A directory made by `alexnet prepare` is read as shards.
-            if dir.join("dataset.json").is_file() {
+            if Manifest::is_prepared(dir) {
                 all.push("data.format=\"shards\"".into());
             }
         }

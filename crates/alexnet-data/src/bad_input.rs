@@ -4,11 +4,11 @@
 //! The report is a tab-separated file, one line per skipped file: split, path, reason. Paths that
 //! are not UTF-8 are written with U+FFFD in place of the bad bytes.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::write_atomic;
 use crate::error::DataError;
 
 /// `--strict` or not.
@@ -21,6 +21,9 @@ pub enum BadInputPolicy {
     /// The first bad file is an error.
     Strict,
 }
+
+/// What the report says of a class folder without images.
+pub const EMPTY_CLASS_REASON: &str = "empty class folder (no images)";
 
 /// One file left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,13 +48,18 @@ impl SkippedFile {
                 Some(Self::new(path, format!("cannot read: {reason}")))
             }
             DataError::Undecodable { path, reason } => Some(Self::new(path, reason.clone())),
-            DataError::EmptyClass(path) => Some(Self::new(path, "empty class folder (no images)")),
+            DataError::EmptyClass(path) => Some(Self::new(path, EMPTY_CLASS_REASON)),
             _ => None,
         }
     }
 }
 
 impl BadInputPolicy {
+    /// The policy a `--strict` flag (or `data.strict`) asks for.
+    pub fn strict_if(strict: bool) -> Self {
+        if strict { Self::Strict } else { Self::Skip }
+    }
+
     /// Applies the policy to one file's result: `Ok(Some(value))` to use, `Ok(None)` skipped (and
     /// pushed onto `skipped`), or the error itself under `Strict` or when it is not about one file.
     pub fn handle<T>(
@@ -72,31 +80,29 @@ impl BadInputPolicy {
     }
 }
 
+/// What to print of a list of skipped files: `path: reason` for the first `limit`, then a line
+/// saying how many more there are.
+pub fn skipped_lines(skipped: &[SkippedFile], limit: usize) -> Vec<String> {
+    let mut lines: Vec<String> = skipped
+        .iter()
+        .take(limit)
+        .map(|s| format!("{}: {}", s.path, s.reason))
+        .collect();
+    if skipped.len() > limit {
+        lines.push(format!("... and {} more", skipped.len() - limit));
+    }
+    lines
+}
+
 /// Writes `report` (split, path, reason per line, with a header) to `path` atomically, so an
 /// interrupted write never leaves a half report behind.
 pub fn write_report(path: &Path, rows: &[(String, SkippedFile)]) -> Result<(), DataError> {
-    let write_error = |e: std::io::Error| DataError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let temporary = PathBuf::from(format!("{}.tmp", path.display()));
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary).map_err(write_error)?);
-    writeln!(file, "split\tpath\treason").map_err(write_error)?;
+    let clean = |s: &str| s.replace(['\t', '\n'], " ");
+    let mut text = String::from("split\tpath\treason\n");
     for (split, skip) in rows {
-        let clean = |s: &str| s.replace(['\t', '\n'], " ");
-        writeln!(
-            file,
-            "{split}\t{}\t{}",
-            clean(&skip.path),
-            clean(&skip.reason)
-        )
-        .map_err(write_error)?;
+        text += &format!("{split}\t{}\t{}\n", clean(&skip.path), clean(&skip.reason));
     }
-    file.into_inner()
-        .map_err(|e| write_error(e.into_error()))?
-        .sync_all()
-        .map_err(write_error)?;
-    std::fs::rename(&temporary, path).map_err(write_error)
+    write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]
@@ -135,5 +141,15 @@ mod tests {
         // An error about the whole data set is never skipped.
         let missing = Err::<u8, _>(DataError::MissingDir("nowhere".into()));
         assert!(BadInputPolicy::Skip.handle(missing, &mut skipped).is_err());
+        // Printed: the first ones, then a count of the rest.
+        let many = vec![skipped[0].clone(); 3];
+        assert_eq!(
+            skipped_lines(&many, 2),
+            vec![
+                "a/b.jpg: empty file (0 bytes)",
+                "a/b.jpg: empty file (0 bytes)",
+                "... and 1 more"
+            ]
+        );
     }
 }

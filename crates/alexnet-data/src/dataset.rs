@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::bad_input::{BadInputPolicy, SkippedFile};
-use crate::decode::{load_square_patch, square_patch};
+use crate::decode::{load_square_patch, rescale_patch};
 use crate::error::DataError;
 use crate::formats::{DataFormat, cifar, idx, is_training_split};
 use crate::image_folder::ImageFolder;
@@ -120,15 +120,11 @@ impl DecodedSet {
         if side == self.side {
             return self;
         }
-        let from = self.side as u32;
+        let from = self.side;
         let pixels = self
             .pixels
-            .par_chunks(self.side * self.side * 3)
-            .flat_map_iter(|patch| {
-                let image =
-                    image::RgbImage::from_raw(from, from, patch.to_vec()).expect("a whole patch");
-                square_patch(image, side).into_raw()
-            })
+            .par_chunks(from * from * 3)
+            .flat_map_iter(|patch| rescale_patch(patch, from, side))
             .collect();
         Self {
             side,

@@ -160,6 +160,16 @@ pub fn square_patch(image: RgbImage, side: usize) -> RgbImage {
     RgbImage::from_raw(side, side, patch.into_vec()).expect("side x side RGB")
 }
 
+/// A square `[from, from, 3]` patch rescaled to `side` x `side` (a copy when the sides agree).
+pub fn rescale_patch(patch: &[u8], from: usize, side: usize) -> Vec<u8> {
+    if from == side {
+        return patch.to_vec();
+    }
+    let image =
+        RgbImage::from_raw(from as u32, from as u32, patch.to_vec()).expect("a whole patch");
+    square_patch(image, side).into_raw()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

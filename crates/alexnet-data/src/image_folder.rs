@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::bad_input::{EMPTY_CLASS_REASON, SkippedFile};
 use crate::error::DataError;
 
 /// File extensions read as images (case-insensitive).
@@ -46,6 +47,14 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 }
 
 impl ImageFolder {
+    /// The empty class folders as entries of a bad-input report.
+    pub fn empty_class_skips(&self) -> Vec<SkippedFile> {
+        self.empty_classes
+            .iter()
+            .map(|dir| SkippedFile::new(dir, EMPTY_CLASS_REASON))
+            .collect()
+    }
+
     /// Lists `root`. A missing root or a root without class folders is an error naming it; class
     /// folders without images are listed in `empty_classes`.
     pub fn scan(root: &Path) -> Result<Self, DataError> {

@@ -7,6 +7,7 @@
 //! [`source::PatchSource`] -> [`stats`] (mean image, PCA) -> [`augment`] (one view of one patch) ->
 //! [`loader`] (batches, prefetched). [`bad_input`] says what happens to files that cannot be used.
 
+pub mod atomic;
 pub mod augment;
 pub mod bad_input;
 pub mod dataset;
@@ -18,9 +19,11 @@ pub mod loader;
 pub mod shards;
 pub mod source;
 pub mod stats;
+pub mod tensor_file;
 
+pub use atomic::write_atomic;
 pub use augment::{CropPosition, View, ten_crop_views};
-pub use bad_input::{BadInputPolicy, SkippedFile, write_report};
+pub use bad_input::{BadInputPolicy, SkippedFile, skipped_lines, write_report};
 pub use dataset::{DecodedSet, load_split};
 pub use error::DataError;
 pub use formats::DataFormat;
@@ -29,3 +32,4 @@ pub use loader::{Batch, BatchLoader, ViewPlan};
 pub use shards::{Manifest, PatchEncoding, PrepareOptions, PrepareSummary, ShardSet, SourceFormat};
 pub use source::PatchSource;
 pub use stats::DatasetStats;
+pub use tensor_file::{NamedTensor, read_tensors, write_tensors};

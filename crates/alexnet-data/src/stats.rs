@@ -12,10 +12,11 @@ use std::path::Path;
 
 use nalgebra::{Matrix3, SymmetricEigen};
 use rayon::prelude::*;
-use safetensors::Dtype;
 
+use crate::atomic::write_atomic;
 use crate::error::DataError;
 use crate::source::PatchSource;
+use crate::tensor_file::{NamedTensor, read_tensors, write_tensors};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetStats {
@@ -135,29 +136,27 @@ impl DatasetStats {
     /// `stats.eigenvectors` (rows are p_i), `stats.covariance`, `stats.channel_mean`,
     /// `stats.channel_std`) and a readable `stats.json` beside it.
     pub fn write(&self, dir: &Path) -> Result<(), DataError> {
-        let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = vec![
-            (
-                "stats.mean_image",
-                vec![3, self.side, self.side],
-                self.mean_image.clone(),
-            ),
-            ("stats.eigenvalues", vec![3], self.eigenvalues.to_vec()),
-            ("stats.eigenvectors", vec![3, 3], self.eigenvectors.concat()),
-            ("stats.covariance", vec![3, 3], self.covariance().concat()),
-            ("stats.channel_mean", vec![3], self.channel_mean().to_vec()),
-            ("stats.channel_std", vec![3], self.channel_std().to_vec()),
-        ];
-        let views: Vec<(String, F32View)> = tensors
-            .into_iter()
-            .map(|(name, shape, values)| (name.to_string(), F32View { shape, values }))
-            .collect();
+        // The three a checkpoint keeps, and the derived ones people look for.
+        let mut tensors = self.to_tensors();
+        for (name, values) in [
+            ("covariance", self.covariance().concat()),
+            ("channel_mean", self.channel_mean().to_vec()),
+            ("channel_std", self.channel_std().to_vec()),
+        ] {
+            let shape = if values.len() == 9 {
+                vec![3, 3]
+            } else {
+                vec![3]
+            };
+            tensors.push(NamedTensor {
+                name: name.into(),
+                shape,
+                values,
+            });
+        }
+        let borrowed: Vec<_> = tensors.iter().map(|t| t.borrowed("stats")).collect();
         let metadata = HashMap::from([("format".to_string(), "alexnet-stats".to_string())]);
-        let bytes =
-            safetensors::serialize(views, Some(metadata)).map_err(|e| DataError::Write {
-                path: dir.join("stats.safetensors"),
-                reason: e.to_string(),
-            })?;
-        write_atomic(&dir.join("stats.safetensors"), &bytes)?;
+        write_tensors(&dir.join("stats.safetensors"), &borrowed, metadata)?;
         let summary = serde_json::json!({
             "side": self.side,
             "channel_mean": self.channel_mean(),
@@ -173,92 +172,67 @@ impl DatasetStats {
     /// Reads what [`DatasetStats::write`] wrote in `dir`.
     pub fn read(dir: &Path) -> Result<Self, DataError> {
         let path = dir.join("stats.safetensors");
-        let bad = |reason: String| DataError::BadShard {
-            path: path.clone(),
-            reason,
+        let (_, tensors) = read_tensors(&path)?;
+        let stats: Vec<NamedTensor> = tensors
+            .into_iter()
+            .filter_map(|mut t| {
+                t.name = t.name.strip_prefix("stats.")?.to_string();
+                Some(t)
+            })
+            .collect();
+        Self::from_tensors(&stats).map_err(|reason| DataError::BadLayout { path, reason })
+    }
+
+    /// The statistics among `tensors` (named `mean_image`, `eigenvalues`, `eigenvectors`).
+    pub fn from_tensors(tensors: &[NamedTensor]) -> Result<Self, String> {
+        let find = |name: &str| {
+            tensors
+                .iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| format!("no stats.{name}"))
         };
-        let bytes = std::fs::read(&path).map_err(|e| DataError::Unreadable {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let tensors =
-            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-        let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>), DataError> {
-            let view = tensors
-                .tensor(name)
-                .map_err(|_| bad(format!("no tensor {name}")))?;
-            if view.dtype() != Dtype::F32 {
-                return Err(bad(format!("{name} is not f32")));
-            }
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            Ok((view.shape().to_vec(), values))
-        };
-        let (shape, mean_image) = read("stats.mean_image")?;
-        let (_, eigenvalues) = read("stats.eigenvalues")?;
-        let (_, eigenvectors) = read("stats.eigenvectors")?;
+        let mean = find("mean_image")?;
+        let values = &find("eigenvalues")?.values;
+        let vectors = &find("eigenvectors")?.values;
+        let shape = &mean.shape;
         if shape.len() != 3
             || shape[0] != 3
             || shape[1] != shape[2]
-            || eigenvalues.len() != 3
-            || eigenvectors.len() != 9
+            || values.len() != 3
+            || vectors.len() != 9
         {
-            return Err(bad("malformed statistics tensors".into()));
+            return Err("malformed statistics tensors".into());
         }
         Ok(Self {
             side: shape[1],
-            mean_image,
-            eigenvalues: [eigenvalues[0], eigenvalues[1], eigenvalues[2]],
+            mean_image: mean.values.clone(),
+            eigenvalues: [values[0], values[1], values[2]],
             eigenvectors: std::array::from_fn(|i| {
-                [
-                    eigenvectors[3 * i],
-                    eigenvectors[3 * i + 1],
-                    eigenvectors[3 * i + 2],
-                ]
+                [vectors[3 * i], vectors[3 * i + 1], vectors[3 * i + 2]]
             }),
         })
     }
-}
 
-/// A float tensor for `safetensors::serialize`.
-struct F32View {
-    shape: Vec<usize>,
-    values: Vec<f32>,
-}
-
-impl safetensors::View for F32View {
-    fn dtype(&self) -> Dtype {
-        Dtype::F32
+    /// The three tensors the network's input needs (a checkpoint stores them as `stats.<name>`).
+    pub fn to_tensors(&self) -> Vec<NamedTensor> {
+        vec![
+            NamedTensor {
+                name: "mean_image".into(),
+                shape: vec![3, self.side, self.side],
+                values: self.mean_image.clone(),
+            },
+            NamedTensor {
+                name: "eigenvalues".into(),
+                shape: vec![3],
+                values: self.eigenvalues.to_vec(),
+            },
+            NamedTensor {
+                name: "eigenvectors".into(),
+                shape: vec![3, 3],
+                values: self.eigenvectors.concat(),
+            },
+        ]
     }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        self.values.iter().flat_map(|v| v.to_le_bytes()).collect()
-    }
-    fn data_len(&self) -> usize {
-        self.values.len() * 4
-    }
-}
-
-/// Writes `bytes` to a temporary file, syncs it and renames it over `path`: a reader sees the old
-/// file or the new one, never half of one.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let write_error = |e: std::io::Error| DataError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let temporary = std::path::PathBuf::from(format!("{}.tmp", path.display()));
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&temporary).map_err(write_error)?;
-        file.write_all(bytes).map_err(write_error)?;
-        file.sync_all().map_err(write_error)?;
-    }
-    std::fs::rename(&temporary, path).map_err(write_error)
 }
 
 /// Eigen-decomposition of a symmetric 3x3 matrix, eigenvalues sorted largest first.

@@ -22,15 +22,6 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{Shape, Slice};
 
-/// The constants of Section 3.3, as the operation takes them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LrnConstants {
-    pub size: usize,
-    pub k: f64,
-    pub alpha: f64,
-    pub beta: f64,
-}
-
 #[backend_extension(Flex, Autodiff)]
 pub trait LrnBackend: Backend {
     /// `[batch, channels, height, width]` -> `a * (k + alpha * window sum of a^2)^-beta`.
@@ -41,13 +32,7 @@ pub trait LrnBackend: Backend {
         alpha: f64,
         beta: f64,
     ) -> FloatTensor<Self> {
-        let constants = LrnConstants {
-            size,
-            k,
-            alpha,
-            beta,
-        };
-        let (_, power) = scale_and_power::<Self>(activity.clone(), constants);
+        let (_, power) = scale_and_power::<Self>(activity.clone(), size, k, alpha, beta);
         Self::float_mul(activity, power)
     }
 }
@@ -86,16 +71,19 @@ fn window_sum<B: Backend>(tensor: FloatTensor<B>, size: usize) -> FloatTensor<B>
 /// `s = k + alpha * window sum of a^2` and `p = s^-beta` (as `exp(-beta ln s)`).
 fn scale_and_power<B: Backend>(
     activity: FloatTensor<B>,
-    c: LrnConstants,
+    size: usize,
+    k: f64,
+    alpha: f64,
+    beta: f64,
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let squares = B::float_mul(activity.clone(), activity);
     let scale = B::float_add_scalar(
-        B::float_mul_scalar(window_sum::<B>(squares, c.size), c.alpha.into()),
-        c.k.into(),
+        B::float_mul_scalar(window_sum::<B>(squares, size), alpha.into()),
+        k.into(),
     );
     let power = B::float_exp(B::float_mul_scalar(
         B::float_log(scale.clone()),
-        (-c.beta).into(),
+        (-beta).into(),
     ));
     (scale, power)
 }
@@ -136,12 +124,6 @@ impl<B: Backend + LrnBackend, C: CheckpointStrategy> LrnBackend for Autodiff<B, 
         alpha: f64,
         beta: f64,
     ) -> FloatTensor<Self> {
-        let constants = LrnConstants {
-            size,
-            k,
-            alpha,
-            beta,
-        };
         match LrnBackward
             .prepare::<C>([activity.node()])
             .compute_bound()
@@ -149,7 +131,7 @@ impl<B: Backend + LrnBackend, C: CheckpointStrategy> LrnBackend for Autodiff<B, 
         {
             OpsKind::Tracked(prep) => {
                 let input = activity.primitive().clone();
-                let (scale, power) = scale_and_power::<B>(input.clone(), constants);
+                let (scale, power) = scale_and_power::<B>(input.clone(), size, k, alpha, beta);
                 let output = B::float_mul(input.clone(), power.clone());
                 prep.finish((input, scale, power, (size, alpha, beta)), output)
             }

@@ -9,10 +9,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use alexnet_data::DatasetStats;
+use alexnet_data::{DataError, DatasetStats, read_tensors, write_tensors};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::recipe::Recipe;
@@ -34,13 +33,7 @@ pub enum CheckpointError {
     Mismatch(String),
 }
 
-/// A tensor by name, on the host.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NamedTensor {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub values: Vec<f32>,
-}
+pub use alexnet_data::NamedTensor;
 
 /// Where training stands after `epochs_done` complete epochs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,135 +180,28 @@ pub fn velocities_from_named(named: &[NamedTensor], device: &Device) -> HashMap<
         .collect()
 }
 
-fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-fn stats_to_named(stats: &DatasetStats) -> Vec<NamedTensor> {
-    vec![
-        NamedTensor {
-            name: "mean_image".into(),
-            shape: vec![3, stats.side, stats.side],
-            values: stats.mean_image.clone(),
-        },
-        NamedTensor {
-            name: "eigenvalues".into(),
-            shape: vec![3],
-            values: stats.eigenvalues.to_vec(),
-        },
-        NamedTensor {
-            name: "eigenvectors".into(),
-            shape: vec![3, 3],
-            values: stats.eigenvectors.concat(),
-        },
-    ]
-}
-
-fn stats_from_named(tensors: &[NamedTensor]) -> Result<DatasetStats, String> {
-    let stat = |name: &str| {
-        tensors
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| format!("no stats.{name}"))
-    };
-    let mean = stat("mean_image")?;
-    let values = &stat("eigenvalues")?.values;
-    let vectors = &stat("eigenvectors")?.values;
-    if values.len() != 3 || vectors.len() != 9 || mean.shape.len() != 3 || mean.shape[0] != 3 {
-        return Err("malformed stats tensors".into());
-    }
-    Ok(DatasetStats {
-        side: mean.shape[1],
-        mean_image: mean.values.clone(),
-        eigenvalues: [values[0], values[1], values[2]],
-        eigenvectors: [0, 1, 2].map(|i| [vectors[3 * i], vectors[3 * i + 1], vectors[3 * i + 2]]),
-    })
-}
-
-/// Writes `groups` of tensors (stored as `<group>.<name>`) and `metadata` to `path` atomically:
-/// `<path>.tmp`, flushed to disk, then renamed to `path`.
-fn write_tensor_file(
-    path: &Path,
-    groups: &[(&str, &[NamedTensor])],
-    metadata: HashMap<String, String>,
-) -> Result<(), CheckpointError> {
-    let write_error = |reason: String| CheckpointError::Write {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (prefix, tensors) in groups {
-        for t in *tensors {
-            owned.push((
-                format!("{prefix}.{}", t.name),
-                t.shape.clone(),
-                f32_bytes(&t.values),
-            ));
-        }
-    }
-    let views = owned
-        .iter()
-        .map(|(name, shape, bytes)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytes)
-                .map(|view| (name.clone(), view))
-                .map_err(|e| write_error(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let bytes =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| write_error(e.to_string()))?;
-    let temporary = path.with_extension("safetensors.tmp");
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    };
-    write().map_err(|e| write_error(e.to_string()))
-}
-
-/// Reads a file written by [`write_tensor_file`]: its metadata and its tensors by group.
+/// Reads a checkpoint file: its metadata and its tensors by group (`model.conv1...` is
+/// `conv1...` in group `model`).
 fn read_tensor_file(path: &Path) -> Result<(Metadata, TensorGroups), CheckpointError> {
     let read_error = |reason: String| CheckpointError::Read {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| read_error(e.to_string()))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| read_error(e.to_string()))?;
-    let metadata = header.metadata().clone().unwrap_or_default();
+    let (metadata, tensors) = read_tensors(path).map_err(|e| read_error(e.to_string()))?;
     if metadata.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(read_error(format!("format is not {FORMAT}")));
     }
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| read_error(e.to_string()))?;
-    let mut groups: HashMap<String, Vec<NamedTensor>> = HashMap::new();
-    for (name, view) in tensors.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(read_error(format!("tensor {name} is not f32")));
-        }
-        let (group, rest) = name
+    let mut groups: TensorGroups = HashMap::new();
+    for mut tensor in tensors {
+        let (group, rest) = tensor
+            .name
             .split_once('.')
-            .ok_or_else(|| read_error(format!("unexpected tensor {name}")))?;
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        groups
-            .entry(group.to_string())
-            .or_default()
-            .push(NamedTensor {
-                name: rest.to_string(),
-                shape: view.shape().to_vec(),
-                values,
-            });
+            .map(|(g, r)| (g.to_string(), r.to_string()))
+            .ok_or_else(|| read_error(format!("unexpected tensor {}", tensor.name)))?;
+        tensor.name = rest;
+        groups.entry(group).or_default().push(tensor);
     }
     Ok((metadata, groups))
-}
-
-/// The training set's statistics alone (`stats.safetensors` in a run directory).
-pub fn save_stats(path: &Path, stats: &DatasetStats) -> Result<(), CheckpointError> {
-    let metadata = HashMap::from([("format".to_string(), FORMAT.to_string())]);
-    write_tensor_file(path, &[("stats", &stats_to_named(stats))], metadata)
 }
 
 /// Copies a finished checkpoint file to `to`, as atomically as [`Checkpoint::save`] writes one.
@@ -344,13 +230,26 @@ impl Checkpoint {
                 serde_json::to_string(&self.progress).expect("progress serializes"),
             ),
         ]);
-        let stats = stats_to_named(&self.stats);
+        let stats = self.stats.to_tensors();
         let groups: [(&str, &[NamedTensor]); 3] = [
             ("model", &self.weights),
             ("velocity", &self.velocities),
             ("stats", &stats),
         ];
-        write_tensor_file(path, &groups, metadata)
+        let tensors: Vec<_> = groups
+            .iter()
+            .flat_map(|(prefix, tensors)| tensors.iter().map(|t| t.borrowed(prefix)))
+            .collect();
+        write_tensors(path, &tensors, metadata).map_err(|e| match e {
+            DataError::Write { reason, .. } => CheckpointError::Write {
+                path: path.to_path_buf(),
+                reason,
+            },
+            other => CheckpointError::Write {
+                path: path.to_path_buf(),
+                reason: other.to_string(),
+            },
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
@@ -371,8 +270,8 @@ impl Checkpoint {
             serde_json::from_str(&field("class_names")?).map_err(|e| read_error(e.to_string()))?;
         let progress: Progress =
             serde_json::from_str(&field("progress")?).map_err(|e| read_error(e.to_string()))?;
-        let stats =
-            stats_from_named(&groups.remove("stats").unwrap_or_default()).map_err(read_error)?;
+        let stats = DatasetStats::from_tensors(&groups.remove("stats").unwrap_or_default())
+            .map_err(read_error)?;
         Ok(Self {
             recipe,
             class_names,

@@ -56,11 +56,7 @@ pub struct DataRecipe {
 
 impl DataRecipe {
     pub fn bad_input_policy(&self) -> BadInputPolicy {
-        if self.strict {
-            BadInputPolicy::Strict
-        } else {
-            BadInputPolicy::Skip
-        }
+        BadInputPolicy::strict_if(self.strict)
     }
 }
 

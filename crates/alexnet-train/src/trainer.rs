@@ -26,7 +26,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::backend::{BackendError, device};
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, Progress, copy_checkpoint, load_params, named_params, save_stats,
+    Checkpoint, CheckpointError, Progress, copy_checkpoint, load_params, named_params,
     velocities_from_named, velocities_to_named,
 };
 use crate::metrics::{EpochMetrics, append};
@@ -153,7 +153,7 @@ pub fn load_data(
                 DataFormat::Shards => DatasetStats::read(&data.dir)?,
                 _ => DatasetStats::compute(train.as_ref())?,
             };
-            save_stats(&run_dir.join("stats.safetensors"), &stats)?;
+            stats.write(run_dir)?;
             stats
         }
     };

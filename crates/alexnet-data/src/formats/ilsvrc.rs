@@ -159,16 +159,9 @@ pub fn scan(src: &Path) -> Result<Source, DataError> {
         .iter()
         .map(|c| words.get(c).cloned().unwrap_or_default())
         .collect();
-    let empty = |folder: &ImageFolder| -> Vec<SkippedFile> {
-        folder
-            .empty_classes
-            .iter()
-            .filter_map(|d| SkippedFile::from_error(&DataError::EmptyClass(d.clone())))
-            .collect()
-    };
     let mut splits = vec![SourceSplit {
         name: "train".into(),
-        problems: empty(&train),
+        problems: train.empty_class_skips(),
         items: Items::Files(train.files),
     }];
 
@@ -211,7 +204,7 @@ pub fn scan(src: &Path) -> Result<Source, DataError> {
         });
     } else if val_dir.is_dir() {
         let val = ImageFolder::scan(&val_dir)?;
-        let mut problems = empty(&val);
+        let mut problems = val.empty_class_skips();
         let mut files = Vec::new();
         for file in val.files {
             let wnid = &val.class_names[file.label];

@@ -215,8 +215,6 @@ impl Shard {
                 return Err(bad(format!("record {} out of bounds", record.name)));
             }
         }
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::WillNeed);
         Ok(Self {
             path: path.to_path_buf(),
             index,

@@ -15,15 +15,16 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
+use crate::atomic::write_atomic;
 use crate::bad_input::{BadInputPolicy, SkippedFile, write_report};
 use crate::dataset::DecodedSet;
-use crate::decode::{load_square_patch, square_patch};
+use crate::decode::{load_square_patch, rescale_patch};
 use crate::error::DataError;
 use crate::formats::{cifar, idx, ilsvrc};
 use crate::image_folder::{ImageFolder, LabelledFile};
-use crate::shards::file::{PatchEncoding, Shard, ShardWriter, plan_hash};
+use crate::shards::file::{PatchEncoding, Shard, ShardIndex, ShardWriter, plan_hash};
 use crate::shards::set::{MANIFEST, MANIFEST_FORMAT, Manifest, ShardSet, SplitEntry};
-use crate::stats::{DatasetStats, write_atomic};
+use crate::stats::DatasetStats;
 
 /// The layouts `prepare` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,16 +122,7 @@ impl Items {
     fn patch(&self, i: usize, side: usize) -> Result<Vec<u8>, DataError> {
         match self {
             Items::Files(files) => load_square_patch(&files[i].path, side),
-            Items::Decoded(set) => {
-                let patch = set.patch(i);
-                if set.side == side {
-                    return Ok(patch.to_vec());
-                }
-                let from = set.side as u32;
-                let image =
-                    image::RgbImage::from_raw(from, from, patch.to_vec()).expect("a whole patch");
-                Ok(square_patch(image, side).into_raw())
-            }
+            Items::Decoded(set) => Ok(rescale_patch(set.patch(i), set.side, side)),
         }
     }
 }
@@ -209,6 +201,7 @@ fn scan_image_folder(src: &Path) -> Result<Source, DataError> {
                 .iter()
                 .map(|c| class_names.binary_search(c).expect("in the union"))
                 .collect();
+            let problems = folder.empty_class_skips();
             let files = folder
                 .files
                 .into_iter()
@@ -220,11 +213,7 @@ fn scan_image_folder(src: &Path) -> Result<Source, DataError> {
             SourceSplit {
                 name,
                 items: Items::Files(files),
-                problems: folder
-                    .empty_classes
-                    .iter()
-                    .filter_map(|dir| SkippedFile::from_error(&DataError::EmptyClass(dir.clone())))
-                    .collect(),
+                problems,
             }
         })
         .collect();
@@ -332,24 +321,30 @@ pub struct PrepareSummary {
 /// few enough that memory stays flat.
 const DECODE_BATCH: usize = 256;
 
-/// One shard to write: which images of the split, where, and under which plan.
+/// One shard to write: which images of the split (and the names they are kept under), where, and
+/// under which plan.
 struct ShardJob {
     range: std::ops::Range<usize>,
+    names: Vec<String>,
     path: PathBuf,
     plan: String,
 }
 
 fn write_shard(
     items: &Items,
-    root: &Path,
     job: ShardJob,
     side: usize,
     options: &PrepareOptions,
     progress: &ProgressBar,
-) -> Result<Shard, DataError> {
-    let ShardJob { range, path, plan } = job;
-    let path = path.as_path();
-    let mut writer = ShardWriter::create(path, side, options.encoding, plan)?;
+) -> Result<ShardIndex, DataError> {
+    let ShardJob {
+        range,
+        mut names,
+        path,
+        plan,
+    } = job;
+    let mut writer = ShardWriter::create(&path, side, options.encoding, plan)?;
+    let first = range.start;
     let indices: Vec<usize> = range.collect();
     for batch in indices.chunks(DECODE_BATCH) {
         let patches: Vec<Result<Vec<u8>, DataError>> = batch
@@ -363,13 +358,16 @@ fn write_shard(
         for (&i, patch) in batch.iter().zip(patches) {
             let mut skipped = Vec::new();
             match options.policy.handle(patch, &mut skipped)? {
-                Some(patch) => writer.push(&patch, items.label(i), items.name(i, root))?,
+                Some(patch) => writer.push(
+                    &patch,
+                    items.label(i),
+                    std::mem::take(&mut names[i - first]),
+                )?,
                 None => skipped.into_iter().for_each(|s| writer.skip(s)),
             }
         }
     }
-    writer.finish()?;
-    Shard::open(path)
+    writer.finish()
 }
 
 /// Runs the whole preparation of `src` into `out`. Safe to re-run: finished shards made with the
@@ -407,6 +405,11 @@ pub fn prepare(
         });
     }
     let encoding_tag = serde_json::to_string(&options.encoding).expect("serializes");
+    // What every shard's plan starts with: a change to any of these makes every shard stale.
+    let settings = format!(
+        "{MANIFEST_FORMAT} side={side} encoding={encoding_tag} policy={:?}",
+        options.policy
+    );
     let classes = source.class_names.len();
 
     progress.set_length(source.splits.iter().map(|s| s.items.len() as u64).sum());
@@ -443,10 +446,6 @@ pub fn prepare(
                 .clone()
                 .map(|i| split.items.label(i).to_string())
                 .collect();
-            let settings = format!(
-                "{MANIFEST_FORMAT} side={side} encoding={encoding_tag} policy={:?}",
-                options.policy
-            );
             let plan = plan_hash(
                 std::iter::once(settings.as_bytes()).chain(
                     names
@@ -457,19 +456,19 @@ pub fn prepare(
             );
             let name = format!("shard-{k:05}.ash");
             let path = dir.join(&name);
-            let shard = match Shard::open(&path) {
+            let index = match Shard::open(&path) {
                 Ok(shard) if shard.index.plan == plan && shard.index.side == side => {
                     progress.inc(range.len() as u64);
                     kept += 1;
-                    shard
+                    shard.index
                 }
                 _ => {
                     written += 1;
                     write_shard(
                         &split.items,
-                        &source.root,
                         ShardJob {
                             range,
+                            names,
                             path: path.clone(),
                             plan,
                         },
@@ -479,10 +478,10 @@ pub fn prepare(
                     )?
                 }
             };
-            for record in &shard.index.records {
+            for record in &index.records {
                 per_class[record.label as usize] += 1;
             }
-            skipped.extend(shard.index.skipped.iter().cloned());
+            skipped.extend(index.skipped);
             bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             shard_names.push(format!("{}/{name}", split.name));
         }

@@ -43,6 +43,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Whether `dir` holds a finished `alexnet prepare` (its manifest is written last).
+    pub fn is_prepared(dir: &Path) -> bool {
+        dir.join(MANIFEST).is_file()
+    }
+
     pub fn read(dir: &Path) -> Result<Self, DataError> {
         let path = dir.join(MANIFEST);
         if !dir.is_dir() {
