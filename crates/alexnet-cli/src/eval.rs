@@ -51,7 +51,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let device = device(&args.backend)?;
+    let device = device(&args.backend, 0)?;
     let checkpoints = args
         .checkpoints
         .iter()

@@ -51,7 +51,7 @@ pub fn read_synset_words(path: &Path) -> Result<HashMap<String, String>> {
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
-    let device = device(&args.backend)?;
+    let device = device(&args.backend, 0)?;
     let path = resolve_checkpoint(&args.checkpoint);
     let checkpoint = Checkpoint::load(&path)?;
     let model =

@@ -1,9 +1,10 @@
 //! `alexnet train`: the recipe from the defaults (the paper), a TOML file and overrides, then the loop.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use alexnet_data::Manifest;
-use alexnet_train::{Recipe, TrainOptions, train};
+use alexnet_train::{PeerConfig, Recipe, TrainOptions, train};
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -53,6 +54,26 @@ pub struct TrainArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Data parallelism on this machine: train with N processes (one per device; on the CPU they
+    /// share its cores), each on 1/N of every batch. optim.batch_size stays the whole batch.
+    #[arg(long, value_name = "N", conflicts_with_all = ["world_size", "rank"])]
+    devices: Option<usize>,
+    /// Data parallelism across machines: how many processes (ranks) train together.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    world_size: usize,
+    /// This process's rank, 0..world-size. Rank 0 reads the recipe, validates and writes the run;
+    /// the others take the recipe from it (only --data applies to them) and write nothing.
+    #[arg(long, default_value_t = 0)]
+    rank: usize,
+    /// HOST:PORT where rank 0 listens and the other ranks connect.
+    #[arg(long, default_value = "127.0.0.1:29500")]
+    coordinator: String,
+    /// Seconds to wait for every rank to join.
+    #[arg(long, default_value_t = 300)]
+    join_timeout: u64,
+    /// Which device of the backend this process trains on (one GPU per rank).
+    #[arg(long, default_value_t = 0)]
+    device_index: usize,
 }
 
 impl TrainArgs {
@@ -92,16 +113,28 @@ impl TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if let Some(devices) = args.devices {
+        return run_on_local_devices(args, devices);
+    }
+    let peers = (args.world_size > 1).then(|| PeerConfig {
+        rank: args.rank,
+        world_size: args.world_size,
+        coordinator: args.coordinator.clone(),
+        join_timeout: Duration::from_secs(args.join_timeout),
+    });
+    let is_root = args.rank == 0;
     // A resumed run trains on with the recipe saved in its checkpoint; only --epochs may change.
+    // Ranks other than 0 are sent theirs.
     let recipe = match &args.resume {
         Some(_) => Recipe::default(),
+        None if !is_root => Recipe::default(),
         None => Recipe::load(args.recipe.as_deref(), &args.all_overrides())?,
     };
     let (run_dir, resume) = match &args.resume {
         Some(dir) => (dir.clone(), true),
         None => (args.run_dir.clone(), false),
     };
-    if !resume {
+    if !resume && is_root {
         println!(
             "# recipe (saved to {}/recipe.toml)\n{}",
             run_dir.display(),
@@ -114,18 +147,76 @@ pub fn run(args: TrainArgs) -> Result<()> {
         stop_after: args.stop_after,
         resume_epochs: args.epochs,
         quiet: args.quiet,
+        peers,
+        local_data: if is_root { None } else { args.data.clone() },
+        device_index: args.device_index,
     };
-    let summary =
-        train(recipe, &options).with_context(|| format!("training into {}", run_dir.display()))?;
-    if let Some(last) = summary.epochs.last() {
-        println!(
+    let summary = train(recipe, &options).with_context(|| match is_root {
+        true => format!("training into {}", run_dir.display()),
+        false => format!("training as rank {} of {}", args.rank, args.world_size),
+    })?;
+    match summary.epochs.last() {
+        Some(last) if is_root => println!(
             "done: {} epochs, val top-1 error {:.4}, top-5 error {:.4}; checkpoints {} and {}",
             last.epoch,
             last.val_top1_error,
             last.val_top5_error,
             summary.last_checkpoint.display(),
             summary.best_checkpoint.display()
-        );
+        ),
+        Some(last) => println!(
+            "rank {} of {} done: {} epochs, trained on {} images of {}; rank 0 keeps the run",
+            args.rank, args.world_size, last.epoch, summary.local_images, summary.images
+        ),
+        None => {}
     }
     Ok(())
+}
+
+/// `--devices N`: rank 0 here, ranks 1..N as child processes of the same program, joined over
+/// loopback on a free port.
+fn run_on_local_devices(mut args: TrainArgs, devices: usize) -> Result<()> {
+    if devices <= 1 {
+        args.devices = None;
+        return run(args);
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("finding a free port on 127.0.0.1 for the ranks to meet")?
+        .port();
+    let coordinator = format!("127.0.0.1:{port}");
+    let program = std::env::current_exe().context("finding the alexnet program")?;
+    let mut children = Vec::new();
+    for rank in 1..devices {
+        let child = std::process::Command::new(&program)
+            .args(["train", "--quiet", "--world-size", &devices.to_string()])
+            .args([
+                "--rank",
+                &rank.to_string(),
+                "--device-index",
+                &rank.to_string(),
+            ])
+            .args(["--coordinator", &coordinator])
+            .args(["--join-timeout", &args.join_timeout.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting rank {rank}"))?;
+        children.push((rank, child));
+    }
+    args.devices = None;
+    (args.world_size, args.rank, args.coordinator) = (devices, 0, coordinator);
+    let result = run(args);
+    for (rank, mut child) in children {
+        if result.is_err() {
+            // They would wait for a rank 0 that is gone.
+            let _ = child.kill();
+        }
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for rank {rank}"))?;
+        if result.is_ok() && !status.success() {
+            anyhow::bail!("rank {rank} of {devices} failed ({status})");
+        }
+    }
+    result
 }

@@ -51,6 +51,9 @@ pub struct Batch {
     pub indices: Vec<usize>,
     pub views_per_image: usize,
     pub crop: usize,
+    /// Images in the whole batch, over every rank of a data-parallel run (`len()` is this rank's
+    /// share of them).
+    pub global_len: usize,
 }
 
 impl Batch {
@@ -76,6 +79,10 @@ pub struct BatchLoader {
     pub seed: u64,
     /// Batches built ahead of the consumer.
     pub prefetch: usize,
+    /// Data parallelism: this loader builds rank `rank`'s share of each batch, of `world_size`
+    /// shares. Every image keeps the view it would have in the whole batch.
+    pub rank: usize,
+    pub world_size: usize,
 }
 
 /// SplitMix64 of a combination: independent streams for (seed, epoch, position).
@@ -111,6 +118,8 @@ impl BatchLoader {
             plan,
             seed,
             prefetch: 3,
+            rank: 0,
+            world_size: 1,
         })
     }
 
@@ -135,8 +144,12 @@ impl BatchLoader {
     /// Builds batch number `batch` of epoch `epoch` (what the worker thread does). Fails only when
     /// a stored patch cannot be read back (a damaged shard).
     pub fn build(&self, epoch: usize, order: &[usize], batch: usize) -> Result<Batch, DataError> {
-        let start = batch * self.batch_size;
-        let indices: Vec<usize> = order[start..(start + self.batch_size).min(order.len())].to_vec();
+        let whole = batch * self.batch_size..((batch + 1) * self.batch_size).min(order.len());
+        let global_len = whole.len();
+        // This rank's contiguous share; the shares of all ranks make up the whole batch.
+        let start = whole.start + global_len * self.rank / self.world_size;
+        let end = whole.start + global_len * (self.rank + 1) / self.world_size;
+        let indices: Vec<usize> = order[start..end].to_vec();
         let views = self.plan.views_per_image();
         let view_size = 3 * self.crop * self.crop;
         let mut images = vec![0.0f32; indices.len() * views * view_size];
@@ -175,6 +188,7 @@ impl BatchLoader {
             images,
             views_per_image: views,
             crop: self.crop,
+            global_len,
         })
     }
 
@@ -266,5 +280,39 @@ mod tests {
         assert_eq!(batches[0].indices, vec![0, 1, 2, 3]);
         assert_eq!(batches[0].shape(), [40, 3, 4, 4]);
         assert_eq!(batches[0].labels, vec![0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn the_shares_of_three_ranks_make_up_the_whole_batch() {
+        let plan = ViewPlan::Train {
+            flip: true,
+            pca_sigma: 0.1,
+        };
+        let whole: Vec<Batch> = loader(plan, 5)
+            .epoch(2, 0)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let shares: Vec<Vec<Batch>> = (0..3)
+            .map(|rank| {
+                let mut loader = loader(plan, 5);
+                (loader.rank, loader.world_size) = (rank, 3);
+                loader.epoch(2, 0).into_iter().map(Result::unwrap).collect()
+            })
+            .collect();
+        for (b, batch) in whole.iter().enumerate() {
+            let parts: Vec<&Batch> = shares.iter().map(|rank| &rank[b]).collect();
+            // Batches of 4, 4 and 2 images: shares of 1+1+2 and 0+1+1.
+            assert!(parts.iter().all(|p| p.global_len == batch.len()));
+            assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), batch.len());
+            let indices: Vec<usize> = parts.iter().flat_map(|p| p.indices.clone()).collect();
+            let images: Vec<f32> = parts.iter().flat_map(|p| p.images.clone()).collect();
+            assert_eq!(indices, batch.indices);
+            assert_eq!(
+                images, batch.images,
+                "a share's views differ from the whole batch's"
+            );
+        }
+        assert_eq!(shares[0][2].len(), 0);
     }
 }

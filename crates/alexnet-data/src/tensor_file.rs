@@ -37,10 +37,31 @@ pub fn write_tensors(
     tensors: &[(String, &[usize], &[f32])],
     metadata: HashMap<String, String>,
 ) -> Result<(), DataError> {
-    let write_error = |reason: String| DataError::Write {
+    let file = tensors_to_bytes(tensors, metadata).map_err(|reason| DataError::Write {
         path: path.to_path_buf(),
         reason,
-    };
+    })?;
+    write_atomic(path, &file)
+}
+
+/// Reads what [`write_tensors`] wrote: the metadata and every tensor (all must be f32).
+pub fn read_tensors(path: &Path) -> Result<(HashMap<String, String>, Vec<NamedTensor>), DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    tensors_from_bytes(&bytes).map_err(|reason| DataError::BadLayout {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
+/// The safetensors bytes of `tensors` and `metadata` (what [`write_tensors`] writes, and what a
+/// data-parallel run sends its peers).
+pub fn tensors_to_bytes(
+    tensors: &[(String, &[usize], &[f32])],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, String> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, _, values)| values.iter().flat_map(|v| v.to_le_bytes()).collect())
@@ -51,33 +72,25 @@ pub fn write_tensors(
         .map(|((name, shape, _), bytes)| {
             TensorView::new(Dtype::F32, shape.to_vec(), bytes)
                 .map(|view| (name.clone(), view))
-                .map_err(|e| write_error(e.to_string()))
+                .map_err(|e| e.to_string())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let file =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| write_error(e.to_string()))?;
-    write_atomic(path, &file)
+    safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())
 }
 
-/// Reads what [`write_tensors`] wrote: the metadata and every tensor (all must be f32).
-pub fn read_tensors(path: &Path) -> Result<(HashMap<String, String>, Vec<NamedTensor>), DataError> {
-    let bad = |reason: String| DataError::BadLayout {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let bytes = std::fs::read(path).map_err(|e| DataError::Unreadable {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+/// The metadata and tensors of safetensors `bytes` (all tensors must be f32).
+pub fn tensors_from_bytes(
+    bytes: &[u8],
+) -> Result<(HashMap<String, String>, Vec<NamedTensor>), String> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
     let metadata = header.metadata().clone().unwrap_or_default();
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let tensors = file
         .tensors()
         .into_iter()
         .map(|(name, view)| {
             if view.dtype() != Dtype::F32 {
-                return Err(bad(format!("tensor {name} is not f32")));
+                return Err(format!("tensor {name} is not f32"));
             }
             let values = view
                 .data()

@@ -9,16 +9,19 @@ pub enum BackendError {
     NotBuilt(String),
 }
 
-/// The device named `name`, without autodiff.
-pub fn device(name: &str) -> Result<burn::tensor::Device, BackendError> {
+/// Device number `index` of the backend named `name`, without autodiff. The CPU is one device
+/// whatever the index (the ranks of a data-parallel run on one machine share it).
+pub fn device(name: &str, index: usize) -> Result<burn::tensor::Device, BackendError> {
+    let _ = index; // unused when only flex is built
     match name {
         "flex" => Ok(burn::tensor::Device::flex()),
         #[cfg(feature = "cuda")]
-        "cuda" => Ok(burn::tensor::Device::cuda(0)),
+        "cuda" => Ok(burn::tensor::Device::cuda(index)),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(burn::tensor::Device::wgpu(
-            burn::tensor::DeviceKind::DefaultDevice,
-        )),
+        "wgpu" => Ok(burn::tensor::Device::wgpu(match index {
+            0 => burn::tensor::DeviceKind::DefaultDevice,
+            i => burn::tensor::DeviceKind::DiscreteGpu(i),
+        })),
         "cuda" | "wgpu" => Err(BackendError::NotBuilt(name.to_string())),
         other => Err(BackendError::Unknown(other.to_string())),
     }

@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use alexnet_data::{DataError, DatasetStats, read_tensors, write_tensors};
+use alexnet_data::tensor_file::{tensors_from_bytes, tensors_to_bytes};
+use alexnet_data::{DatasetStats, write_atomic};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -180,16 +181,12 @@ pub fn velocities_from_named(named: &[NamedTensor], device: &Device) -> HashMap<
         .collect()
 }
 
-/// Reads a checkpoint file: its metadata and its tensors by group (`model.conv1...` is
-/// `conv1...` in group `model`).
-fn read_tensor_file(path: &Path) -> Result<(Metadata, TensorGroups), CheckpointError> {
-    let read_error = |reason: String| CheckpointError::Read {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let (metadata, tensors) = read_tensors(path).map_err(|e| read_error(e.to_string()))?;
+/// A checkpoint's metadata and its tensors by group (`model.conv1...` is `conv1...` in group
+/// `model`), from its bytes.
+fn group_tensors(bytes: &[u8]) -> Result<(Metadata, TensorGroups), String> {
+    let (metadata, tensors) = tensors_from_bytes(bytes)?;
     if metadata.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(read_error(format!("format is not {FORMAT}")));
+        return Err(format!("format is not {FORMAT}"));
     }
     let mut groups: TensorGroups = HashMap::new();
     for mut tensor in tensors {
@@ -197,7 +194,7 @@ fn read_tensor_file(path: &Path) -> Result<(Metadata, TensorGroups), CheckpointE
             .name
             .split_once('.')
             .map(|(g, r)| (g.to_string(), r.to_string()))
-            .ok_or_else(|| read_error(format!("unexpected tensor {}", tensor.name)))?;
+            .ok_or_else(|| format!("unexpected tensor {}", tensor.name))?;
         tensor.name = rest;
         groups.entry(group).or_default().push(tensor);
     }
@@ -218,6 +215,25 @@ pub fn copy_checkpoint(from: &Path, to: &Path) -> Result<(), CheckpointError> {
 
 impl Checkpoint {
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let write_error = |reason: String| CheckpointError::Write {
+            path: path.to_path_buf(),
+            reason,
+        };
+        write_atomic(path, &self.to_bytes().map_err(write_error)?)
+            .map_err(|e| write_error(e.to_string()))
+    }
+
+    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
+        let read_error = |reason: String| CheckpointError::Read {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| read_error(e.to_string()))?;
+        Self::from_bytes(&bytes).map_err(read_error)
+    }
+
+    /// The file's bytes (also what rank 0 of a data-parallel run sends the others to start from).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
         let metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("recipe".to_string(), self.recipe.to_toml()),
@@ -240,38 +256,24 @@ impl Checkpoint {
             .iter()
             .flat_map(|(prefix, tensors)| tensors.iter().map(|t| t.borrowed(prefix)))
             .collect();
-        write_tensors(path, &tensors, metadata).map_err(|e| match e {
-            DataError::Write { reason, .. } => CheckpointError::Write {
-                path: path.to_path_buf(),
-                reason,
-            },
-            other => CheckpointError::Write {
-                path: path.to_path_buf(),
-                reason: other.to_string(),
-            },
-        })
+        tensors_to_bytes(&tensors, metadata)
     }
 
-    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let read_error = |reason: String| CheckpointError::Read {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let (metadata, mut groups) = read_tensor_file(path)?;
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let (metadata, mut groups) = group_tensors(bytes)?;
         let field = |key: &str| {
             metadata
                 .get(key)
                 .cloned()
-                .ok_or_else(|| read_error(format!("metadata has no `{key}`")))
+                .ok_or_else(|| format!("metadata has no `{key}`"))
         };
         let recipe = Recipe::from_toml(&field("recipe")?, "checkpoint recipe", &[])
-            .map_err(|e| read_error(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let class_names: Vec<String> =
-            serde_json::from_str(&field("class_names")?).map_err(|e| read_error(e.to_string()))?;
+            serde_json::from_str(&field("class_names")?).map_err(|e| e.to_string())?;
         let progress: Progress =
-            serde_json::from_str(&field("progress")?).map_err(|e| read_error(e.to_string()))?;
-        let stats = DatasetStats::from_tensors(&groups.remove("stats").unwrap_or_default())
-            .map_err(read_error)?;
+            serde_json::from_str(&field("progress")?).map_err(|e| e.to_string())?;
+        let stats = DatasetStats::from_tensors(&groups.remove("stats").unwrap_or_default())?;
         Ok(Self {
             recipe,
             class_names,

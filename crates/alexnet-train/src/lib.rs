@@ -5,15 +5,20 @@
 //! - [`schedule`]: divide the learning rate by 10 when validation error stops improving.
 //! - [`trainer`]: the loop: batches, forward, backward, update, validation, checkpoint, metrics.
 //! - [`checkpoint`], [`metrics`]: what a run leaves on disk.
+//! - [`peers`], [`data_parallel`]: one network trained by several processes, each on its share of
+//!   every batch.
 
 pub mod backend;
 pub mod checkpoint;
+pub mod data_parallel;
 pub mod metrics;
+pub mod peers;
 pub mod recipe;
 pub mod schedule;
 pub mod sgd;
 pub mod trainer;
 
 pub use checkpoint::Checkpoint;
+pub use peers::{PeerConfig, Peers};
 pub use recipe::Recipe;
 pub use trainer::{TrainError, TrainOptions, train};

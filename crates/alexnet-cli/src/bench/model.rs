@@ -266,7 +266,7 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         "inference" => false,
         other => bail!("--mode {other}: expected train or inference"),
     };
-    let plain: Device = device(&args.backend)?;
+    let plain: Device = device(&args.backend, 0)?;
     let autodiff = plain.clone().autodiff();
     plain.seed(0);
     let run_device = if training { &autodiff } else { &plain };

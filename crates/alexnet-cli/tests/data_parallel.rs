@@ -1,0 +1,157 @@
+//! Data parallelism: two ranks, each training on half of every batch and combining gradients over
+//! loopback TCP, end with the weights one process gets on the whole batches.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use alexnet_data::read_tensors;
+
+/// The demo recipe (no dropout, whose masks depend on how a batch is split) for two epochs.
+fn train_args<'a>(run_dir: &'a str, data: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--recipe",
+        "recipes/demo.toml",
+        "--data",
+        data,
+        "--epochs",
+        "2",
+        "--run-dir",
+        run_dir,
+        "--quiet",
+    ]
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every weight and velocity of the two checkpoints agrees to `tolerance` of the tensor's
+/// largest magnitude.
+fn assert_same_state(a: &Path, b: &Path, tolerance: f32) {
+    let (_, mut a_tensors) = read_tensors(a).unwrap();
+    let (_, mut b_tensors) = read_tensors(b).unwrap();
+    a_tensors.sort_by(|x, y| x.name.cmp(&y.name));
+    b_tensors.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(a_tensors.len(), b_tensors.len());
+    let mut compared = 0;
+    for (x, y) in a_tensors.iter().zip(&b_tensors) {
+        assert_eq!(x.name, y.name);
+        if !(x.name.starts_with("model.") || x.name.starts_with("velocity.")) {
+            continue;
+        }
+        let scale = x.values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let worst = x
+            .values
+            .iter()
+            .zip(&y.values)
+            .fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(
+            worst <= tolerance * scale,
+            "{}: differs by {worst} (largest value {scale})",
+            x.name
+        );
+        compared += 1;
+    }
+    // 5 layers of weights and biases, and their velocities.
+    assert_eq!(compared, 20);
+}
+
+#[test]
+fn two_ranks_train_the_same_network_as_one_process() {
+    let data = fixtures();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("data-parallel");
+    let alone = dir.join("alone");
+    let out = alexnet(&train_args(alone.to_str().unwrap(), data));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Two processes on loopback, started as on two machines: rank 1 is told only where rank 0
+    // is and where its data lies.
+    let coordinator = format!("127.0.0.1:{}", free_port());
+    let rank1_dir = dir.join("rank1-writes-nothing");
+    let rank1 = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .current_dir(repo_root())
+        .args(["train", "--quiet", "--world-size", "2", "--rank", "1"])
+        .args(["--coordinator", &coordinator, "--data", data])
+        .args(["--run-dir", rank1_dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ranks = dir.join("ranks");
+    let mut args = train_args(ranks.to_str().unwrap(), data);
+    args.extend([
+        "--world-size",
+        "2",
+        "--rank",
+        "0",
+        "--coordinator",
+        &coordinator,
+    ]);
+    let rank0 = alexnet(&args);
+    let rank1 = rank1.wait_with_output().unwrap();
+    assert!(rank0.status.success(), "rank 0: {}", stderr(&rank0));
+    assert!(rank1.status.success(), "rank 1: {}", stderr(&rank1));
+    // 500 images, 2 epochs, batches of 32 split in halves: rank 1 trained on half of them.
+    assert!(
+        stdout(&rank1).contains("trained on 500 images of 1000"),
+        "{}",
+        stdout(&rank1)
+    );
+    assert!(!rank1_dir.exists(), "rank 1 wrote a run directory");
+    assert_same_state(
+        &alone.join("last.safetensors"),
+        &ranks.join("last.safetensors"),
+        1e-5,
+    );
+    let (alone_metrics, ranks_metrics) = (metrics(&alone), metrics(&ranks));
+    for (a, b) in alone_metrics.iter().zip(&ranks_metrics) {
+        let loss = |m: &serde_json::Value| m["train_loss"].as_f64().unwrap();
+        assert!((loss(a) - loss(b)).abs() < 1e-5, "{a} vs {b}");
+        assert_eq!(a["train_top1_error"], b["train_top1_error"]);
+        assert_eq!(a["val_top1_error"], b["val_top1_error"]);
+    }
+
+    // The same on one machine with --devices 2.
+    let devices = dir.join("devices");
+    let mut args = train_args(devices.to_str().unwrap(), data);
+    args.extend(["--devices", "2"]);
+    let out = alexnet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_state(
+        &alone.join("last.safetensors"),
+        &devices.join("last.safetensors"),
+        1e-5,
+    );
+}
+
+#[test]
+fn a_rank_without_its_coordinator_stops_with_a_clear_error() {
+    let coordinator = format!("127.0.0.1:{}", free_port());
+    let out = alexnet(&[
+        "train",
+        "--world-size",
+        "2",
+        "--rank",
+        "1",
+        "--coordinator",
+        &coordinator,
+        "--join-timeout",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("no coordinator at {coordinator}")),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
