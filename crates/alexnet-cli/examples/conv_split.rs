@@ -4,6 +4,7 @@
 //!
 //!     cargo run --release -p alexnet-cli --example conv_split
 
+use alexnet_model::conv_im2col::{ConvGeometry, conv2d_weight_grad};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
@@ -55,5 +56,28 @@ fn main() {
         time("forward + x grad", true, false);
         time("forward + w grad", false, true);
         time("forward + both", true, true);
+
+        // The weight gradient alone, by alexnet-model's im2col + matrix-product kernel.
+        let plain = Device::flex();
+        let x = x0.clone().inner().to_device(&plain);
+        let y = conv2d(x.clone(), w0.clone().inner(), None, opts());
+        let dy = y.clone().ones_like();
+        let geometry = ConvGeometry {
+            input: x.dims(),
+            weight: w0.dims(),
+            stride: [1, 1],
+            padding: [pad, pad],
+            groups,
+        };
+        let x_host = x.into_data().try_to_vec::<f32>().unwrap();
+        let dy_host = dy.into_data().try_to_vec::<f32>().unwrap();
+        let mut best = f64::MAX;
+        for _ in 0..4 {
+            let t = Instant::now();
+            let dw = conv2d_weight_grad(&x_host, &dy_host, &geometry);
+            best = best.min(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(dw.len(), w0.shape().num_elements());
+        }
+        println!("{name} w grad alone (im2col kernel): {best:.1} ms");
     }
 }

@@ -7,6 +7,8 @@
 
 pub mod alexnet;
 pub mod config;
+pub mod conv_im2col;
+pub mod conv_op;
 pub mod lrn;
 pub mod lrn_op;
 pub mod summary;

@@ -180,15 +180,8 @@ fn layer_times(
     for (i, block) in model.features.iter().enumerate() {
         let conv = name_of(i, format!("conv{}", i + 1));
         let n = conv.trim_start_matches("conv").to_string();
-        time_layer(
-            &mut rows,
-            conv,
-            macs_of(i),
-            &x,
-            |t| block.conv.forward(t),
-            args,
-        );
-        x = activate(activation, block.conv.forward(x.detach()));
+        time_layer(&mut rows, conv, macs_of(i), &x, |t| block.convolve(t), args);
+        x = activate(activation, block.convolve(x.detach()));
         time_layer(
             &mut rows,
             format!("relu{n}"),

@@ -1,0 +1,361 @@
+//! A 2-D convolution on the CPU as matrix products, Caffe's way: each image's input unrolled into
+//! columns (`im2col`), one product per image and group.
+//!
+//! For group g of image n, with `P = Ho x Wo` output positions and `R = Cin/g x kh x kw` taps,
+//!
+//! ```text
+//! forward:          Y_ng (Cout/g x P)  = W_g (Cout/g x R) . cols_ng (R x P)   (+ bias)
+//! weight gradient:  dW_g (Cout/g x R) += dY_ng (Cout/g x P) . cols_ng^T (P x R)
+//! ```
+//!
+//! Burn's generic weight gradient instead runs a convolution whose kernel is the output gradient
+//! (27x27 for the paper's conv2) and whose "batch" is the input channels: a product with a
+//! 25-wide side, which runs at a fraction of the machine's speed. Here every product is as big as
+//! an image's, and the images are shared among threads, each adding into its own gradient.
+
+use rayon::prelude::*;
+
+/// Shapes and options of one convolution (symmetric padding, no dilation: what AlexNet uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// `[batch, channels, height, width]` of the input.
+    pub input: [usize; 4],
+    /// `[out_channels, in_channels / groups, kh, kw]`.
+    pub weight: [usize; 4],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub groups: usize,
+}
+
+impl ConvGeometry {
+    /// `[height, width]` of the output.
+    pub fn output_size(&self) -> [usize; 2] {
+        let along = |axis: usize| {
+            (self.input[2 + axis] + 2 * self.padding[axis] - self.weight[2 + axis])
+                / self.stride[axis]
+                + 1
+        };
+        [along(0), along(1)]
+    }
+
+    /// Taps per output channel: `Cin/g x kh x kw`.
+    fn taps(&self) -> usize {
+        self.weight[1] * self.weight[2] * self.weight[3]
+    }
+}
+
+/// `cols[r][p]`: the input value that tap `r` of the group's kernel meets at output position `p`
+/// (zero in the padding). `image` is one image's `[channels, height, width]`.
+fn im2col(image: &[f32], geometry: &ConvGeometry, group: usize, cols: &mut [f32]) {
+    let [_, _, height, width] = geometry.input;
+    let [_, channels, kh, kw] = geometry.weight;
+    let [ho, wo] = geometry.output_size();
+    let [sh, sw] = geometry.stride;
+    let [ph, pw] = geometry.padding;
+    let positions = ho * wo;
+    for c in 0..channels {
+        let plane = &image[(group * channels + c) * height * width..][..height * width];
+        for i in 0..kh {
+            for j in 0..kw {
+                let row = &mut cols[((c * kh + i) * kw + j) * positions..][..positions];
+                for (oh, out) in row.chunks_exact_mut(wo).enumerate() {
+                    let y = (oh * sh + i) as isize - ph as isize;
+                    if y < 0 || y >= height as isize {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let line = &plane[y as usize * width..][..width];
+                    // Output columns whose tap lands inside the line: ow * sw + j - pw in
+                    // [0, width). Those before and after meet the padding.
+                    let first = pw.saturating_sub(j).div_ceil(sw).min(wo);
+                    let end = ((width + pw).saturating_sub(j))
+                        .div_ceil(sw)
+                        .clamp(first, wo);
+                    out[..first].fill(0.0);
+                    out[end..].fill(0.0);
+                    let start = first * sw + j - pw;
+                    if sw == 1 {
+                        out[first..end].copy_from_slice(&line[start..start + end - first]);
+                    } else {
+                        for (value, x) in out[first..end].iter_mut().zip((start..).step_by(sw)) {
+                            *value = line[x];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `W.cols` per image and group, plus the bias: the output `[batch, Cout, Ho, Wo]`, flattened.
+/// `x`, `weight` and `bias` are contiguous.
+pub fn conv2d_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    geometry: &ConvGeometry,
+) -> Vec<f32> {
+    let [batch, in_channels, height, width] = geometry.input;
+    let out_channels = geometry.weight[0];
+    let [ho, wo] = geometry.output_size();
+    let (positions, taps, groups) = (ho * wo, geometry.taps(), geometry.groups);
+    let group_out = out_channels / groups;
+    let image_size = in_channels * height * width;
+    let output_size = out_channels * positions;
+    let mut output = vec![0.0f32; batch * output_size];
+    // Threads share the images when there are enough of them; a lone image (inference at batch
+    // 1) shares its products instead.
+    let threads = rayon::current_num_threads().max(1);
+    let parallelism = if batch >= threads {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(0)
+    };
+    let per_thread = batch.div_ceil(threads).max(1);
+    output
+        .par_chunks_mut(output_size)
+        .with_min_len(per_thread)
+        .enumerate()
+        .for_each_init(
+            || vec![0.0f32; taps * positions],
+            |cols, (n, out)| {
+                let image = &x[n * image_size..][..image_size];
+                for g in 0..groups {
+                    im2col(image, geometry, g, cols);
+                    let y = &mut out[g * group_out * positions..][..group_out * positions];
+                    let w = &weight[g * group_out * taps..][..group_out * taps];
+                    // y (group_out x positions) = w (group_out x taps) . cols (taps x positions)
+                    // SAFETY: each pointer spans the row-major extent its strides describe.
+                    unsafe {
+                        gemm::gemm(
+                            group_out,
+                            positions,
+                            taps,
+                            y.as_mut_ptr(),
+                            1,
+                            positions as isize,
+                            false,
+                            w.as_ptr(),
+                            1,
+                            taps as isize,
+                            cols.as_ptr(),
+                            1,
+                            positions as isize,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            parallelism,
+                        );
+                    }
+                }
+                for (map, b) in out.chunks_exact_mut(positions).zip(bias) {
+                    map.iter_mut().for_each(|v| *v += b);
+                }
+            },
+        );
+    output
+}
+
+/// `dW` (`[Cout, Cin/g, kh, kw]`, flattened) of a convolution with input `x` and output gradient
+/// `output_grad` (`[batch, Cout, Ho, Wo]`), both contiguous.
+pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
+    let [batch, in_channels, height, width] = geometry.input;
+    let out_channels = geometry.weight[0];
+    let [ho, wo] = geometry.output_size();
+    let (positions, taps, groups) = (ho * wo, geometry.taps(), geometry.groups);
+    let group_out = out_channels / groups;
+    let image_size = in_channels * height * width;
+    let grad_size = out_channels * positions;
+    let weight_size = out_channels * taps;
+    // One partial gradient per thread's run of images, added at the end.
+    let threads = rayon::current_num_threads().max(1);
+    let per_thread = batch.div_ceil(threads).max(1);
+    (0..batch)
+        .into_par_iter()
+        .with_min_len(per_thread)
+        .fold(
+            || (vec![0.0f32; weight_size], vec![0.0f32; taps * positions]),
+            |(mut grad, mut cols), n| {
+                let image = &x[n * image_size..][..image_size];
+                for g in 0..groups {
+                    im2col(image, geometry, g, &mut cols);
+                    let dy = &output_grad[n * grad_size + g * group_out * positions..]
+                        [..group_out * positions];
+                    let dw = &mut grad[g * group_out * taps..][..group_out * taps];
+                    // dw (group_out x taps) += dy (group_out x positions) . cols^T
+                    // SAFETY: every pointer spans the extent its strides describe: dw is
+                    // group_out x taps row-major, dy group_out x positions row-major, cols
+                    // taps x positions row-major read as its transpose.
+                    unsafe {
+                        gemm::gemm(
+                            group_out,
+                            taps,
+                            positions,
+                            dw.as_mut_ptr(),
+                            1,
+                            taps as isize,
+                            true,
+                            dy.as_ptr(),
+                            1,
+                            positions as isize,
+                            cols.as_ptr(),
+                            positions as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                }
+                (grad, cols)
+            },
+        )
+        .map(|(grad, _)| grad)
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+        .unwrap_or_else(|| vec![0.0; weight_size])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, summed term by term: the slow, obviously right twin.
+    fn direct(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let [batch, cin, h, w] = g.input;
+        let [cout, cg, kh, kw] = g.weight;
+        let [ho, wo] = g.output_size();
+        let per_group = cout / g.groups;
+        let mut dw = vec![0.0f64; cout * cg * kh * kw];
+        for n in 0..batch {
+            for o in 0..cout {
+                let group = o / per_group;
+                for c in 0..cg {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let mut sum = 0.0f64;
+                            for oh in 0..ho {
+                                for ow in 0..wo {
+                                    let y = (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
+                                    let xx =
+                                        (ow * g.stride[1] + j) as isize - g.padding[1] as isize;
+                                    if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
+                                        continue;
+                                    }
+                                    let input = x[((n * cin + group * cg + c) * h + y as usize)
+                                        * w
+                                        + xx as usize];
+                                    sum += input as f64
+                                        * dy[((n * cout + o) * ho + oh) * wo + ow] as f64;
+                                }
+                            }
+                            dw[((o * cg + c) * kh + i) * kw + j] += sum;
+                        }
+                    }
+                }
+            }
+        }
+        dw.into_iter().map(|v| v as f32).collect()
+    }
+
+    /// The forward definition, term by term.
+    fn direct_forward(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let [batch, cin, h, wd] = g.input;
+        let [cout, cg, kh, kw] = g.weight;
+        let [ho, wo] = g.output_size();
+        let per_group = cout / g.groups;
+        let mut y = vec![0.0f32; batch * cout * ho * wo];
+        for n in 0..batch {
+            for o in 0..cout {
+                let group = o / per_group;
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let mut sum = b[o] as f64;
+                        for c in 0..cg {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let yy =
+                                        (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
+                                    let xx =
+                                        (ow * g.stride[1] + j) as isize - g.padding[1] as isize;
+                                    if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
+                                        continue;
+                                    }
+                                    let input = x[((n * cin + group * cg + c) * h + yy as usize)
+                                        * wd
+                                        + xx as usize];
+                                    sum +=
+                                        input as f64 * w[((o * cg + c) * kh + i) * kw + j] as f64;
+                                }
+                            }
+                        }
+                        y[((n * cout + o) * ho + oh) * wo + ow] = sum as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (v % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn forward_and_weight_gradient_match_the_definition_with_groups_stride_and_padding() {
+        for geometry in [
+            // conv2-like: two towers, 5x5, padding 2.
+            ConvGeometry {
+                input: [3, 4, 7, 6],
+                weight: [6, 2, 5, 5],
+                stride: [1, 1],
+                padding: [2, 2],
+                groups: 2,
+            },
+            // conv1-like: stride 4, no padding, uneven fit.
+            ConvGeometry {
+                input: [2, 3, 15, 13],
+                weight: [4, 3, 3, 5],
+                stride: [4, 3],
+                padding: [0, 1],
+                groups: 1,
+            },
+        ] {
+            let [ho, wo] = geometry.output_size();
+            let x = values(geometry.input.iter().product(), 1);
+            let dy = values(geometry.input[0] * geometry.weight[0] * ho * wo, 2);
+            let w = values(geometry.weight.iter().product(), 3);
+            let b = values(geometry.weight[0], 4);
+            let forward = conv2d_forward(&x, &w, &b, &geometry);
+            let expected = direct_forward(&x, &w, &b, &geometry);
+            assert_eq!(forward.len(), expected.len());
+            for (i, (a, e)) in forward.iter().zip(&expected).enumerate() {
+                assert!(
+                    (a - e).abs() < 1e-4 * (1.0 + e.abs()),
+                    "{geometry:?} y[{i}]: {a} vs {e}"
+                );
+            }
+            let fast = conv2d_weight_grad(&x, &dy, &geometry);
+            let slow = direct(&x, &dy, &geometry);
+            assert_eq!(fast.len(), slow.len());
+            for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                    "{geometry:?} [{i}]: {a} vs {b}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! A 2-D convolution whose forward pass and weight gradient on flex are `conv_im2col.rs`'s
+//! kernels, through Burn's backend-extension mechanism, as `lrn_op.rs` does for LRN.
+//!
+//! The weight gradient is where Burn's generic backward pass is slowest (see
+//! `examples/conv_split.rs`); the input gradient stays flex's own. Other backends get Burn's
+//! convolution and its generic gradients from the trait's default bodies.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, TensorData};
+
+use crate::conv_im2col::{ConvGeometry, conv2d_forward, conv2d_weight_grad};
+
+/// Symmetric padding, no dilation: the convolutions of AlexNet.
+fn options(stride: [usize; 2], padding: [usize; 2], groups: usize) -> ConvOptions<2> {
+    ConvOptions::new(stride, padding, [1, 1], groups)
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait ConvBackend: Backend {
+    /// `conv2d(x, weight) + bias`.
+    fn convolution(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, Some(bias), options(stride, padding, groups))
+    }
+
+    /// The gradient of the loss with respect to `weight`, given the output's gradient.
+    fn convolution_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, output_grad, options(stride, padding, groups))
+    }
+}
+
+impl ConvBackend for Flex {
+    fn convolution(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FlexTensor {
+        if [&x, &weight, &bias].iter().any(|t| t.dtype() != DType::F32) {
+            return Self::conv2d(x, weight, Some(bias), options(stride, padding, groups));
+        }
+        let geometry = geometry(&x, &weight, stride, padding, groups);
+        let (x, weight, bias) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            bias.to_contiguous(),
+        );
+        let output = conv2d_forward(
+            x.as_slice::<f32>().expect("contiguous f32"),
+            weight.as_slice::<f32>().expect("contiguous f32"),
+            bias.as_slice::<f32>().expect("contiguous f32"),
+            &geometry,
+        );
+        let [ho, wo] = geometry.output_size();
+        let shape = [geometry.input[0], geometry.weight[0], ho, wo];
+        FlexTensor::from_data(TensorData::new(output, shape))
+    }
+
+    fn convolution_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FlexTensor {
+        if x.dtype() != DType::F32 || output_grad.dtype() != DType::F32 {
+            return Self::conv2d_weight_backward(
+                x,
+                weight,
+                output_grad,
+                options(stride, padding, groups),
+            );
+        }
+        let geometry = geometry(&x, &weight, stride, padding, groups);
+        let (x, output_grad) = (x.to_contiguous(), output_grad.to_contiguous());
+        let grad = conv2d_weight_grad(
+            x.as_slice::<f32>().expect("contiguous f32"),
+            output_grad.as_slice::<f32>().expect("contiguous f32"),
+            &geometry,
+        );
+        FlexTensor::from_data(TensorData::new(grad, geometry.weight))
+    }
+}
+
+fn geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    groups: usize,
+) -> ConvGeometry {
+    let dims = |t: &FlexTensor| {
+        let shape = t.shape();
+        [shape[0], shape[1], shape[2], shape[3]]
+    };
+    ConvGeometry {
+        input: dims(x),
+        weight: dims(weight),
+        stride,
+        padding,
+        groups,
+    }
+}
+
+#[derive(Debug)]
+struct ConvolutionBackward;
+
+impl<B: Backend + ConvBackend> Backward<B, 3> for ConvolutionBackward {
+    /// The input, the weights, the bias and the geometry.
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        ([usize; 2], [usize; 2], usize),
+    );
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let output_grad = grads.consume::<B>(&ops.node);
+        let (x, weight, bias, (stride, padding, groups)) = ops.state;
+        if let Some(node) = node_x {
+            let grad = B::conv2d_x_backward(
+                x.clone(),
+                weight.clone(),
+                output_grad.clone(),
+                options(stride, padding, groups),
+            );
+            grads.register::<B>(node.id, grad);
+        }
+        if let Some(node) = node_weight {
+            let grad = B::convolution_weight_grad(
+                x.clone(),
+                weight,
+                output_grad.clone(),
+                stride,
+                padding,
+                groups,
+            );
+            grads.register::<B>(node.id, grad);
+        }
+        if let Some(node) = node_bias {
+            grads.register::<B>(node.id, B::conv2d_bias_backward(x, bias, output_grad));
+        }
+    }
+}
+
+impl<B: Backend + ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
+    fn convolution(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FloatTensor<Self> {
+        match ConvolutionBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight, bias) = (
+                    x.primitive().clone(),
+                    weight.primitive().clone(),
+                    bias.primitive().clone(),
+                );
+                let output = B::convolution(
+                    x.clone(),
+                    weight.clone(),
+                    bias.clone(),
+                    stride,
+                    padding,
+                    groups,
+                );
+                prep.finish((x, weight, bias, (stride, padding, groups)), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::convolution(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                stride,
+                padding,
+                groups,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Dispatch;
+    use burn::tensor::module::conv2d;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::*;
+
+    /// The output, and the gradients of `sum(conv(x, w, b) * probe)` for x, w and b.
+    fn gradients(
+        convolve: impl Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>,
+        inputs: &(Tensor<4>, Tensor<4>, Tensor<1>, Tensor<4>),
+    ) -> Vec<Vec<f32>> {
+        let (x, w, b, probe) = inputs;
+        let (x, w, b) = (
+            x.clone().require_grad(),
+            w.clone().require_grad(),
+            b.clone().require_grad(),
+        );
+        let output = convolve(x.clone(), w.clone(), b.clone());
+        let grads = (output.clone() * probe.clone()).sum().backward();
+        let host = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+        vec![
+            host(output),
+            host(x.grad(&grads).unwrap()),
+            host(w.grad(&grads).unwrap()),
+            b.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+        ]
+    }
+
+    #[test]
+    fn output_and_gradients_equal_burns_convolution() {
+        let device = Device::flex().autodiff();
+        // Two towers, stride 2, padding 1: every index path of the kernel is exercised.
+        let (stride, padding, groups) = ([2, 2], [1, 1], 2);
+        let random =
+            |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let x = random([3, 4, 9, 8]);
+        let w = random([6, 2, 3, 3]);
+        let b = Tensor::<1>::random([6], Distribution::Normal(0.0, 1.0), &device);
+        let probe = random([3, 6, 5, 4]);
+        let inputs = (x, w, b, probe);
+        let ours = gradients(
+            |x, w, b| {
+                Tensor::from_dispatch(<Dispatch as ConvBackend>::convolution(
+                    x.into_dispatch(),
+                    w.into_dispatch(),
+                    b.into_dispatch(),
+                    stride,
+                    padding,
+                    groups,
+                ))
+            },
+            &inputs,
+        );
+        let burns = gradients(
+            |x, w, b| conv2d(x, w, Some(b), options(stride, padding, groups)),
+            &inputs,
+        );
+        for (what, (a, b)) in ["output", "x", "weight", "bias"]
+            .iter()
+            .zip(ours.iter().zip(&burns))
+        {
+            assert_eq!(a.len(), b.len());
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(p, q)| (p - q).abs() / (1.0 + q.abs()))
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "{what} gradient differs by {worst}");
+        }
+    }
+}
