@@ -169,15 +169,19 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
     let image_size = in_channels * height * width;
     let grad_size = out_channels * positions;
     let weight_size = out_channels * taps;
-    // One partial gradient per thread's run of images, added at the end.
+    // One partial gradient per fixed run of images, added in order at the end: the same sums
+    // in the same order on every call, so that a seeded run is repeatable.
     let threads = rayon::current_num_threads().max(1);
-    let per_thread = batch.div_ceil(threads).max(1);
-    (0..batch)
+    let runs: Vec<std::ops::Range<usize>> = (0..threads)
+        .map(|t| batch * t / threads..batch * (t + 1) / threads)
+        .filter(|run| !run.is_empty())
+        .collect();
+    let partials: Vec<Vec<f32>> = runs
         .into_par_iter()
-        .with_min_len(per_thread)
-        .fold(
-            || (vec![0.0f32; weight_size], vec![0.0f32; taps * positions]),
-            |(mut grad, mut cols), n| {
+        .map(|run| {
+            let mut grad = vec![0.0f32; weight_size];
+            let mut cols = vec![0.0f32; taps * positions];
+            for n in run {
                 let image = &x[n * image_size..][..image_size];
                 for g in 0..groups {
                     im2col(image, geometry, g, &mut cols);
@@ -212,15 +216,16 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
                         );
                     }
                 }
-                (grad, cols)
-            },
-        )
-        .map(|(grad, _)| grad)
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
+            }
+            grad
         })
-        .unwrap_or_else(|| vec![0.0; weight_size])
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut total = partials.next().unwrap_or_else(|| vec![0.0; weight_size]);
+    for partial in partials {
+        total.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
+    }
+    total
 }
 
 #[cfg(test)]

@@ -236,7 +236,11 @@ mod tests {
             host(output),
             host(x.grad(&grads).unwrap()),
             host(w.grad(&grads).unwrap()),
-            b.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+            b.grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
         ]
     }
 
