@@ -20,6 +20,7 @@ use burn::tensor::{Device, Tensor};
 use crate::config::{Activation, Arch, ModelConfig, ModelError};
 use crate::conv_op::ConvBackend;
 use crate::lrn::LocalResponseNorm;
+use crate::pool_op::PoolBackend;
 
 /// One convolutional layer of the table, with what follows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,6 +208,27 @@ impl ConvBlock {
         }
         conv.forward(x)
     }
+
+    /// The block's overlapping max pooling (Section 3.4), if it has one. On flex it is
+    /// `pool_op.rs`'s; elsewhere Burn's `MaxPool2d`.
+    pub fn max_pool(&self, x: Tensor<4>) -> Tensor<4> {
+        let Some(pool) = &self.pool else {
+            return x;
+        };
+        if x.device().inner() == Device::flex()
+            && matches!(pool.padding, PaddingConfig2d::Valid)
+            && pool.dilation == [1, 1]
+            && !pool.ceil_mode
+        {
+            let (output, _) = <Dispatch as PoolBackend>::max_pool_saving(
+                x.into_dispatch(),
+                pool.kernel_size,
+                pool.stride,
+            );
+            return Tensor::from_dispatch(output);
+        }
+        pool.forward(x)
+    }
 }
 
 /// A fully connected layer; `dropout` is present on hidden layers only.
@@ -305,10 +327,7 @@ impl AlexNet {
             if let Some(lrn) = &block.lrn {
                 x = lrn.forward(x);
             }
-            if let Some(pool) = &block.pool {
-                x = pool.forward(x);
-            }
-            x
+            block.max_pool(x)
         })
     }
 

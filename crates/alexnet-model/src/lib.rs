@@ -4,13 +4,21 @@
 //! - [`lrn`]: local response normalization, Section 3.3.
 //! - [`alexnet`]: the layer tables of the three variants and the network built from them.
 //! - [`summary`]: layer shapes, parameter counts and multiply-adds (`alexnet info`).
+//!
+//! On the CPU backend (flex) the heavy layers are our own kernels, added to flex through Burn's
+//! backend-extension mechanism, each with its backward pass: [`conv_op`] over [`conv_im2col`],
+//! [`lrn_op`] over [`lrn_kernel`], [`pool_op`] over [`pool_kernel`]. Other backends run Burn's
+//! layers; the parameters and their names are the same either way.
 
 pub mod alexnet;
 pub mod config;
 pub mod conv_im2col;
 pub mod conv_op;
 pub mod lrn;
+pub mod lrn_kernel;
 pub mod lrn_op;
+pub mod pool_kernel;
+pub mod pool_op;
 pub mod summary;
 
 pub use alexnet::AlexNet;

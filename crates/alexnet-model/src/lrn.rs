@@ -43,8 +43,8 @@ impl LocalResponseNorm {
 
     /// `[batch, channels, height, width]` -> same shape.
     pub fn forward(&self, activity: Tensor<4>) -> Tensor<4> {
-        // Training on flex: one operation with a hand-written backward pass (`lrn_op.rs`).
-        if activity.is_require_grad() && activity.device().inner() == Device::flex() {
+        // On flex: one operation, direct loops with a hand-written backward pass (`lrn_op.rs`).
+        if activity.device().inner() == Device::flex() {
             return Tensor::from_dispatch(<Dispatch as LrnBackend>::local_response_norm(
                 activity.into_dispatch(),
                 self.size,
@@ -92,6 +92,14 @@ impl LocalResponseNorm {
 /// The formula as a direct loop: the test oracle for [`LocalResponseNorm::forward`].
 /// `input` is `[batch, channels, height, width]` in row-major order.
 pub fn lrn_reference(input: &[f32], shape: [usize; 4], config: &LrnConfig) -> Vec<f32> {
+    lrn_reference_f64(input, shape, config)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect()
+}
+
+/// [`lrn_reference`] before rounding to f32 (finite differences need the digits).
+fn lrn_reference_f64(input: &[f32], shape: [usize; 4], config: &LrnConfig) -> Vec<f64> {
     let [batch, channels, height, width] = shape;
     let plane = height * width;
     let half = config.size / 2;
@@ -104,7 +112,7 @@ pub fn lrn_reference(input: &[f32], shape: [usize; 4], config: &LrnConfig) -> Ve
                 let hi = (i + half).min(channels - 1);
                 let sum: f64 = (lo..=hi).map(|j| at(j) * at(j)).sum();
                 let denominator = (config.k + config.alpha * sum).powf(config.beta);
-                output[(b * channels + i) * plane + p] = (at(i) / denominator) as f32;
+                output[(b * channels + i) * plane + p] = at(i) / denominator;
             }
         }
     }
@@ -161,8 +169,17 @@ mod tests {
                 assert!(gap < 1e-4, "{config:?}: fused and composed differ by {gap}");
                 fused
             } else {
+                // Inference: the direct loops on flex, and the composed form other backends run.
                 let tensor = Tensor::<4>::from_data(TensorData::new(input.clone(), shape), &device);
-                LocalResponseNorm::new(&config).forward(tensor)
+                let lrn = LocalResponseNorm::new(&config);
+                let composed = lrn.forward_composed(tensor.clone());
+                let direct = lrn.forward(tensor);
+                let gap = (direct.clone() - composed).abs().max().into_scalar::<f32>();
+                assert!(
+                    gap < 1e-4,
+                    "{config:?}: direct and composed differ by {gap}"
+                );
+                direct
             }
             .into_data()
             .try_to_vec::<f32>()
@@ -203,16 +220,16 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let shape = [1, 6, 2, 2];
+        let shape = [2, 6, 2, 2];
         let input = pseudo_random(shape.iter().product(), 7, 80.0);
         let weights = pseudo_random(input.len(), 11, 1.0);
         let config = LrnConfig::default();
         // Loss = sum(w * lrn(x)), so dLoss/dx is a full vector-Jacobian product.
         let loss = |x: &[f32]| -> f64 {
-            lrn_reference(x, shape, &config)
+            lrn_reference_f64(x, shape, &config)
                 .iter()
                 .zip(&weights)
-                .map(|(y, w)| *y as f64 * *w as f64)
+                .map(|(y, w)| y * *w as f64)
                 .sum()
         };
         let device = Device::flex().autodiff();

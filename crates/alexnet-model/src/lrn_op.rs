@@ -13,14 +13,20 @@
 //! ```
 //!
 //! (`W(i)` is symmetric: map i is in map j's window exactly when j is in i's.)
+//!
+//! The trait's default bodies write both passes with tensor operations (what a GPU backend would
+//! run); on flex both are the direct loops of `lrn_kernel.rs`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{Shape, Slice};
+use burn::tensor::{Shape, Slice, TensorData};
+
+use crate::lrn_kernel::{LrnConstants, lrn_backward, lrn_forward};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait LrnBackend: Backend {
@@ -32,12 +38,111 @@ pub trait LrnBackend: Backend {
         alpha: f64,
         beta: f64,
     ) -> FloatTensor<Self> {
-        let (_, power) = scale_and_power::<Self>(activity.clone(), size, k, alpha, beta);
-        Self::float_mul(activity, power)
+        Self::local_response_norm_saving(activity, size, k, alpha, beta).0
+    }
+
+    /// The output, with `s` and `p` kept for the backward pass.
+    fn local_response_norm_saving(
+        activity: FloatTensor<Self>,
+        size: usize,
+        k: f64,
+        alpha: f64,
+        beta: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (scale, power) = scale_and_power::<Self>(activity.clone(), size, k, alpha, beta);
+        (Self::float_mul(activity, power.clone()), scale, power)
+    }
+
+    /// `dL/da` from the output's gradient and what the forward pass kept.
+    fn local_response_norm_backward(
+        activity: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        power: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        size: usize,
+        alpha: f64,
+        beta: f64,
+    ) -> FloatTensor<Self> {
+        let weighted = Self::float_div(
+            Self::float_mul(
+                Self::float_mul(grad.clone(), activity.clone()),
+                power.clone(),
+            ),
+            scale,
+        );
+        let spread = Self::float_mul(activity, window_sum::<Self>(weighted, size));
+        Self::float_sub(
+            Self::float_mul(grad, power),
+            Self::float_mul_scalar(spread, (2.0 * alpha * beta).into()),
+        )
     }
 }
 
-impl LrnBackend for Flex {}
+/// On flex, the direct loops of `lrn_kernel.rs`.
+impl LrnBackend for Flex {
+    fn local_response_norm_saving(
+        activity: FlexTensor,
+        size: usize,
+        k: f64,
+        alpha: f64,
+        beta: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = activity.shape();
+        let dims = [shape[0], shape[1], shape[2], shape[3]];
+        let activity = activity.to_contiguous();
+        let (output, scale, power) = lrn_forward(
+            activity.as_slice::<f32>().expect("contiguous f32"),
+            dims[2] * dims[3],
+            dims[1],
+            LrnConstants {
+                size,
+                k,
+                alpha,
+                beta,
+            },
+        );
+        let tensor = |values: Vec<f32>| FlexTensor::from_data(TensorData::new(values, dims));
+        (tensor(output), tensor(scale), tensor(power))
+    }
+
+    fn local_response_norm_backward(
+        activity: FlexTensor,
+        scale: FlexTensor,
+        power: FlexTensor,
+        grad: FlexTensor,
+        size: usize,
+        alpha: f64,
+        beta: f64,
+    ) -> FlexTensor {
+        let shape = activity.shape();
+        let dims = [shape[0], shape[1], shape[2], shape[3]];
+        let contiguous = |t: FlexTensor| t.to_contiguous();
+        let (activity, scale, power, grad) = (
+            contiguous(activity),
+            contiguous(scale),
+            contiguous(power),
+            contiguous(grad),
+        );
+        fn slice(t: &FlexTensor) -> &[f32] {
+            t.as_slice::<f32>().expect("contiguous f32")
+        }
+        let input_grad = lrn_backward(
+            slice(&activity),
+            slice(&scale),
+            slice(&power),
+            slice(&grad),
+            dims[2] * dims[3],
+            dims[1],
+            LrnConstants {
+                size,
+                k: 0.0,
+                alpha,
+                beta,
+            },
+        );
+        FlexTensor::from_data(TensorData::new(input_grad, dims))
+    }
+}
 
 /// Sum over the `size` maps centred on each map (maps beyond the edges count as zero).
 fn window_sum<B: Backend>(tensor: FloatTensor<B>, size: usize) -> FloatTensor<B> {
@@ -91,7 +196,7 @@ fn scale_and_power<B: Backend>(
 #[derive(Debug)]
 struct LrnBackward;
 
-impl<B: Backend> Backward<B, 1> for LrnBackward {
+impl<B: Backend + LrnBackend> Backward<B, 1> for LrnBackward {
     /// The input, `s`, `p` and the constants.
     type State = (
         FloatTensor<B>,
@@ -103,15 +208,7 @@ impl<B: Backend> Backward<B, 1> for LrnBackward {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (activity, scale, power, (size, alpha, beta)) = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            let weighted = B::float_div(
-                B::float_mul(B::float_mul(grad.clone(), activity.clone()), power.clone()),
-                scale,
-            );
-            let spread = B::float_mul(activity, window_sum::<B>(weighted, size));
-            B::float_sub(
-                B::float_mul(grad, power),
-                B::float_mul_scalar(spread, (2.0 * alpha * beta).into()),
-            )
+            B::local_response_norm_backward(activity, scale, power, grad, size, alpha, beta)
         });
     }
 }
@@ -131,8 +228,8 @@ impl<B: Backend + LrnBackend, C: CheckpointStrategy> LrnBackend for Autodiff<B, 
         {
             OpsKind::Tracked(prep) => {
                 let input = activity.primitive().clone();
-                let (scale, power) = scale_and_power::<B>(input.clone(), size, k, alpha, beta);
-                let output = B::float_mul(input.clone(), power.clone());
+                let (output, scale, power) =
+                    B::local_response_norm_saving(input.clone(), size, k, alpha, beta);
                 prep.finish((input, scale, power, (size, alpha, beta)), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::local_response_norm(

@@ -201,16 +201,16 @@ fn layer_times(
             );
             x = lrn.forward(x.detach());
         }
-        if let Some(pool) = &block.pool {
+        if block.pool.is_some() {
             time_layer(
                 &mut rows,
                 format!("pool{n}"),
                 0,
                 &x,
-                |t| pool.forward(t),
+                |t| block.max_pool(t),
                 args,
             );
-            x = pool.forward(x.detach());
+            x = block.max_pool(x.detach());
         }
     }
     let mut h = x.detach().flatten::<2>(1, 3);

@@ -1,0 +1,148 @@
+//! Max pooling without padding (Section 3.4's overlapping pooling: 3x3 windows, stride 2) as
+//! direct loops over the CPU's memory, with the position of each window's maximum kept for the
+//! backward pass, which sends each output's gradient to that one input.
+//!
+//! A window's rows are first reduced column by column (contiguous, so the compiler vectorises it),
+//! then the windows along the row read those column maxima.
+
+use rayon::prelude::*;
+
+/// `[height, width]` of the output of a `kernel` window moved by `stride`, without padding.
+pub fn pooled_size(input: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> [usize; 2] {
+    [
+        (input[0] - kernel[0]) / stride[0] + 1,
+        (input[1] - kernel[1]) / stride[1] + 1,
+    ]
+}
+
+/// The maxima of every window of every plane, and each one's position in its plane.
+/// `input` is `planes` contiguous planes of `size = [height, width]`.
+pub fn max_pool_forward(
+    input: &[f32],
+    size: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+) -> (Vec<f32>, Vec<u32>) {
+    let [height, width] = size;
+    let [ho, wo] = pooled_size(size, kernel, stride);
+    let planes = input.len() / (height * width);
+    let mut output = vec![0.0f32; planes * ho * wo];
+    let mut positions = vec![0u32; planes * ho * wo];
+    output
+        .par_chunks_mut(ho * wo)
+        .zip(positions.par_chunks_mut(ho * wo))
+        .zip(input.par_chunks(height * width))
+        .for_each_init(
+            || (vec![0.0f32; width], vec![0u32; width]),
+            |(column_max, column_at), ((out, at), plane)| {
+                for oh in 0..ho {
+                    let top = oh * stride[0];
+                    // Column maxima over the window's rows (the first row wins ties, as in
+                    // PyTorch; a NaN wins over any number).
+                    column_max.copy_from_slice(&plane[top * width..][..width]);
+                    for (x, a) in column_at.iter_mut().enumerate() {
+                        *a = (top * width + x) as u32;
+                    }
+                    for row in top + 1..top + kernel[0] {
+                        let line = &plane[row * width..][..width];
+                        for (x, ((m, a), &v)) in column_max
+                            .iter_mut()
+                            .zip(column_at.iter_mut())
+                            .zip(line)
+                            .enumerate()
+                        {
+                            if v > *m || (v.is_nan() && !m.is_nan()) {
+                                *m = v;
+                                *a = (row * width + x) as u32;
+                            }
+                        }
+                    }
+                    let out_row = &mut out[oh * wo..][..wo];
+                    let at_row = &mut at[oh * wo..][..wo];
+                    for ow in 0..wo {
+                        let left = ow * stride[1];
+                        let (mut best, mut best_at) = (column_max[left], column_at[left]);
+                        for x in left + 1..left + kernel[1] {
+                            let v = column_max[x];
+                            if v > best || (v.is_nan() && !best.is_nan()) {
+                                best = v;
+                                best_at = column_at[x];
+                            }
+                        }
+                        out_row[ow] = best;
+                        at_row[ow] = best_at;
+                    }
+                }
+            },
+        );
+    (output, positions)
+}
+
+/// The input's gradient: each output's gradient added at its window's maximum.
+pub fn max_pool_backward(
+    output_grad: &[f32],
+    positions: &[u32],
+    size: [usize; 2],
+    pooled: [usize; 2],
+) -> Vec<f32> {
+    let plane = size[0] * size[1];
+    let pooled_plane = pooled[0] * pooled[1];
+    let planes = output_grad.len() / pooled_plane;
+    let mut input_grad = vec![0.0f32; planes * plane];
+    input_grad
+        .par_chunks_mut(plane)
+        .zip(output_grad.par_chunks(pooled_plane))
+        .zip(positions.par_chunks(pooled_plane))
+        .for_each(|((grad_in, grad_out), at)| {
+            for (&g, &a) in grad_out.iter().zip(at) {
+                grad_in[a as usize] += g;
+            }
+        });
+    input_grad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_windows_take_their_maxima_and_route_gradients_back() {
+        // Two planes of 5x7, 3x3 windows, stride 2: 2x3 outputs per plane, windows share edges.
+        let (size, kernel, stride) = ([5, 7], [3, 3], [2, 2]);
+        let input: Vec<f32> = (0..70)
+            .map(|i| ((i * 37 + 11) % 70) as f32 - 35.0)
+            .collect();
+        let (output, positions) = max_pool_forward(&input, size, kernel, stride);
+        let pooled = pooled_size(size, kernel, stride);
+        assert_eq!(pooled, [2, 3]);
+        for p in 0..2 {
+            for oh in 0..2 {
+                for ow in 0..3 {
+                    let window = (0..3).flat_map(|i| (0..3).map(move |j| (oh * 2 + i, ow * 2 + j)));
+                    let (y, x) = window
+                        .max_by(|a, b| {
+                            let v = |(y, x): (usize, usize)| input[p * 35 + y * 7 + x];
+                            v(*a).total_cmp(&v(*b))
+                        })
+                        .unwrap();
+                    let o = p * 6 + oh * 3 + ow;
+                    assert_eq!(output[o], input[p * 35 + y * 7 + x]);
+                    assert_eq!(positions[o] as usize, y * 7 + x);
+                }
+            }
+        }
+        // Backward: gradient o + 1 of each output lands on its maximum; a shared maximum sums.
+        let grad: Vec<f32> = (0..12).map(|o| o as f32 + 1.0).collect();
+        let input_grad = max_pool_backward(&grad, &positions, size, pooled);
+        for p in 0..2 {
+            for i in 0..35 {
+                let want: f32 = (0..6)
+                    .filter(|&o| positions[p * 6 + o] as usize == i)
+                    .map(|o| grad[p * 6 + o])
+                    .sum();
+                assert_eq!(input_grad[p * 35 + i], want, "plane {p} input {i}");
+            }
+        }
+        assert_eq!(input_grad.iter().sum::<f32>(), grad.iter().sum::<f32>());
+    }
+}

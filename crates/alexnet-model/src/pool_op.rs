@@ -1,0 +1,215 @@
+//! Max pooling (no padding) as one backend operation with its own backward pass, through Burn's
+//! backend-extension mechanism, as `lrn_op.rs` and `conv_op.rs` do: on flex both passes are
+//! `pool_kernel.rs`'s loops; other backends get Burn's max pooling from the default bodies.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
+use burn::tensor::{DType, IntDType, TensorData};
+
+use crate::pool_kernel::{max_pool_backward, max_pool_forward, pooled_size};
+
+#[backend_extension(Flex, Autodiff)]
+pub trait PoolBackend: Backend {
+    /// The maximum of each `kernel` window moved by `stride`, and where each one was.
+    fn max_pool_saving(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+        let pooled =
+            Self::max_pool2d_with_indices(x, kernel, stride, [0, 0], [1, 1], false, IntDType::I64);
+        (pooled.output, pooled.indices)
+    }
+
+    /// The input's gradient from the output's and the positions of the maxima.
+    fn max_pool_backward(
+        x: FloatTensor<Self>,
+        positions: IntTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> FloatTensor<Self> {
+        Self::max_pool2d_with_indices_backward(
+            x,
+            kernel,
+            stride,
+            [0, 0],
+            [1, 1],
+            false,
+            output_grad,
+            positions,
+        )
+        .x_grad
+    }
+}
+
+fn dims(t: &FlexTensor) -> [usize; 4] {
+    let shape = t.shape();
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+impl PoolBackend for Flex {
+    fn max_pool_saving(
+        x: FlexTensor,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> (FlexTensor, FlexTensor) {
+        if x.dtype() != DType::F32 {
+            let pooled = Self::max_pool2d_with_indices(
+                x,
+                kernel,
+                stride,
+                [0, 0],
+                [1, 1],
+                false,
+                IntDType::I64,
+            );
+            return (pooled.output, pooled.indices);
+        }
+        let [batch, channels, height, width] = dims(&x);
+        let x = x.to_contiguous();
+        let (output, positions) = max_pool_forward(
+            x.as_slice::<f32>().expect("contiguous f32"),
+            [height, width],
+            kernel,
+            stride,
+        );
+        let [ho, wo] = pooled_size([height, width], kernel, stride);
+        let shape = [batch, channels, ho, wo];
+        // Positions within a plane fit in 32 bits (a plane of 4 billion pixels would not).
+        let positions: Vec<i32> = positions.into_iter().map(|p| p as i32).collect();
+        (
+            FlexTensor::from_data(TensorData::new(output, shape)),
+            FlexTensor::from_data(TensorData::new(positions, shape)),
+        )
+    }
+
+    fn max_pool_backward(
+        x: FlexTensor,
+        positions: FlexTensor,
+        output_grad: FlexTensor,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> FlexTensor {
+        if positions.dtype() != DType::I32 || output_grad.dtype() != DType::F32 {
+            return Self::max_pool2d_with_indices_backward(
+                x,
+                kernel,
+                stride,
+                [0, 0],
+                [1, 1],
+                false,
+                output_grad,
+                positions,
+            )
+            .x_grad;
+        }
+        let shape = dims(&x);
+        let [_, _, ho, wo] = dims(&output_grad);
+        let (positions, output_grad) = (positions.to_contiguous(), output_grad.to_contiguous());
+        let positions: &[i32] = positions.as_slice::<i32>().expect("contiguous i32");
+        let positions: &[u32] = bytemuck_u32(positions);
+        let input_grad = max_pool_backward(
+            output_grad.as_slice::<f32>().expect("contiguous f32"),
+            positions,
+            [shape[2], shape[3]],
+            [ho, wo],
+        );
+        FlexTensor::from_data(TensorData::new(input_grad, shape))
+    }
+}
+
+/// The same bits read as unsigned: the positions are never negative.
+fn bytemuck_u32(values: &[i32]) -> &[u32] {
+    // SAFETY: i32 and u32 have the same size and alignment, and every bit pattern is valid.
+    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u32>(), values.len()) }
+}
+
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl<B: Backend + PoolBackend> Backward<B, 1> for MaxPoolBackward {
+    /// The input, the positions of the maxima, the window and the stride.
+    type State = (FloatTensor<B>, IntTensor<B>, ([usize; 2], [usize; 2]));
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, positions, (kernel, stride)) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::max_pool_backward(x, positions, grad, kernel, stride)
+        });
+    }
+}
+
+impl<B: Backend + PoolBackend, C: CheckpointStrategy> PoolBackend for Autodiff<B, C> {
+    fn max_pool_saving(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+        match MaxPoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = x.primitive().clone();
+                let (output, positions) = B::max_pool_saving(input.clone(), kernel, stride);
+                (
+                    prep.finish((input, positions.clone(), (kernel, stride)), output),
+                    positions,
+                )
+            }
+            OpsKind::UnTracked(prep) => {
+                let (output, positions) = B::max_pool_saving(x.into_primitive(), kernel, stride);
+                (prep.finish(output), positions)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Dispatch;
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::*;
+
+    #[test]
+    fn output_and_gradient_equal_burns_max_pooling() {
+        // Random values have no ties, so both agree on where every maximum is.
+        let device = Device::flex().autodiff();
+        let input = Tensor::<4>::random([2, 3, 9, 11], Distribution::Normal(0.0, 1.0), &device);
+        let probe = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 1.0), &device);
+        let run = |ours: bool| {
+            let x = input.clone().require_grad();
+            let y = if ours {
+                let (output, _) = <Dispatch as PoolBackend>::max_pool_saving(
+                    x.clone().into_dispatch(),
+                    [3, 3],
+                    [2, 2],
+                );
+                Tensor::from_dispatch(output)
+            } else {
+                MaxPool2dConfig::new([3, 3])
+                    .with_strides([2, 2])
+                    .init()
+                    .forward(x.clone())
+            };
+            let grads = (y.clone() * probe.clone()).sum().backward();
+            let host = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+            (host(y.inner()), host(x.grad(&grads).unwrap()))
+        };
+        let (ours, burns) = (run(true), run(false));
+        assert_eq!(ours.0, burns.0);
+        assert_eq!(ours.1, burns.1);
+        // The gradient is not trivially zero: every output sent its probe value somewhere.
+        assert!(ours.1.iter().filter(|g| **g != 0.0).count() >= 30);
+    }
+}
