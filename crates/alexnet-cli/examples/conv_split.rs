@@ -1,10 +1,13 @@
 //! Where a convolution's training time goes on flex: forward alone, forward + input gradient,
-//! forward + weight gradient, and both, for the paper's conv2 and conv3 at batch 32 (best of 4).
+//! forward + weight gradient, and both, for the paper's conv2 and conv3 at batch 32 (best of 4);
+//! then each pass alone by alexnet-model's im2col kernels, which the model uses on flex.
 //! `benchmarks/conv_split_pytorch.py` measures the same in PyTorch.
 //!
 //!     cargo run --release -p alexnet-cli --example conv_split
 
-use alexnet_model::conv_im2col::{ConvGeometry, conv2d_weight_grad};
+use alexnet_model::conv_im2col::{
+    ConvGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad,
+};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
@@ -79,5 +82,23 @@ fn main() {
             assert_eq!(dw.len(), w0.shape().num_elements());
         }
         println!("{name} w grad alone (im2col kernel): {best:.1} ms");
+        let w_host = w0.clone().inner().into_data().try_to_vec::<f32>().unwrap();
+        let mut best = f64::MAX;
+        for _ in 0..4 {
+            let t = Instant::now();
+            let dx = conv2d_input_grad(&w_host, &dy_host, &geometry);
+            best = best.min(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(dx.len(), x_host.len());
+        }
+        println!("{name} x grad alone (im2col kernel): {best:.1} ms");
+        let bias = vec![0.0f32; geometry.weight[0]];
+        let mut best = f64::MAX;
+        for _ in 0..4 {
+            let t = Instant::now();
+            let y = conv2d_forward(&x_host, &w_host, &bias, &geometry);
+            best = best.min(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(y.len(), dy_host.len());
+        }
+        println!("{name} forward alone (im2col kernel): {best:.1} ms");
     }
 }

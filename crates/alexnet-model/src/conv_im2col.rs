@@ -6,6 +6,8 @@
 //! ```text
 //! forward:          Y_ng (Cout/g x P)  = W_g (Cout/g x R) . cols_ng (R x P)   (+ bias)
 //! weight gradient:  dW_g (Cout/g x R) += dY_ng (Cout/g x P) . cols_ng^T (P x R)
+//! input gradient:   dcols_ng (R x P)   = W_g^T (R x Cout/g) . dY_ng (Cout/g x P),
+//!                   then each column added back where im2col took it from (`col2im`)
 //! ```
 //!
 //! Burn's generic weight gradient instead runs a convolution whose kernel is the output gradient
@@ -85,6 +87,112 @@ fn im2col(image: &[f32], geometry: &ConvGeometry, group: usize, cols: &mut [f32]
             }
         }
     }
+}
+
+/// The inverse of [`im2col`]'s gather: every entry of `cols` added to the input position it was
+/// taken from (entries that fell in the padding are dropped). `image` is one image's input
+/// gradient, `[channels, height, width]`.
+fn col2im(cols: &[f32], geometry: &ConvGeometry, group: usize, image: &mut [f32]) {
+    let [_, _, height, width] = geometry.input;
+    let [_, channels, kh, kw] = geometry.weight;
+    let [ho, wo] = geometry.output_size();
+    let [sh, sw] = geometry.stride;
+    let [ph, pw] = geometry.padding;
+    let positions = ho * wo;
+    for c in 0..channels {
+        let plane = &mut image[(group * channels + c) * height * width..][..height * width];
+        for i in 0..kh {
+            for j in 0..kw {
+                let row = &cols[((c * kh + i) * kw + j) * positions..][..positions];
+                let first = pw.saturating_sub(j).div_ceil(sw).min(wo);
+                let end = ((width + pw).saturating_sub(j))
+                    .div_ceil(sw)
+                    .clamp(first, wo);
+                for (oh, values) in row.chunks_exact(wo).enumerate() {
+                    let y = (oh * sh + i) as isize - ph as isize;
+                    if y < 0 || y >= height as isize {
+                        continue;
+                    }
+                    let line = &mut plane[y as usize * width..][..width];
+                    let start = first * sw + j - pw;
+                    if sw == 1 {
+                        for (target, v) in line[start..start + end - first]
+                            .iter_mut()
+                            .zip(&values[first..end])
+                        {
+                            *target += v;
+                        }
+                    } else {
+                        for (x, v) in (start..).step_by(sw).zip(&values[first..end]) {
+                            line[x] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dX` (`[batch, Cin, height, width]`, flattened) of a convolution with weights `weight` and
+/// output gradient `output_grad`, both contiguous. Each image's gradient is its own, so threads
+/// share the images without any sum between them.
+pub fn conv2d_input_grad(weight: &[f32], output_grad: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
+    let [batch, in_channels, height, width] = geometry.input;
+    let out_channels = geometry.weight[0];
+    let [ho, wo] = geometry.output_size();
+    let (positions, taps, groups) = (ho * wo, geometry.taps(), geometry.groups);
+    let group_out = out_channels / groups;
+    let image_size = in_channels * height * width;
+    let grad_size = out_channels * positions;
+    let mut input_grad = vec![0.0f32; batch * image_size];
+    let threads = rayon::current_num_threads().max(1);
+    let parallelism = if batch >= threads {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(0)
+    };
+    input_grad
+        .par_chunks_mut(image_size)
+        .with_min_len(batch.div_ceil(threads).max(1))
+        .enumerate()
+        .for_each_init(
+            || vec![0.0f32; taps * positions],
+            |cols, (n, image)| {
+                for g in 0..groups {
+                    let dy = &output_grad[n * grad_size + g * group_out * positions..]
+                        [..group_out * positions];
+                    let w = &weight[g * group_out * taps..][..group_out * taps];
+                    // cols (taps x positions) = w^T (taps x group_out) . dy (group_out x positions)
+                    // SAFETY: each pointer spans the row-major extent its strides describe; w is
+                    // group_out x taps row-major, read as its transpose.
+                    unsafe {
+                        gemm::gemm(
+                            taps,
+                            positions,
+                            group_out,
+                            cols.as_mut_ptr(),
+                            1,
+                            positions as isize,
+                            false,
+                            w.as_ptr(),
+                            taps as isize,
+                            1,
+                            dy.as_ptr(),
+                            1,
+                            positions as isize,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            parallelism,
+                        );
+                    }
+                    col2im(cols, geometry, g, image);
+                }
+            },
+        );
+    input_grad
 }
 
 /// `W.cols` per image and group, plus the bias: the output `[batch, Cout, Ho, Wo]`, flattened.
@@ -309,6 +417,43 @@ mod tests {
         y
     }
 
+    /// The input gradient's definition: every output position sends `w * dy` back to the inputs
+    /// it read.
+    fn direct_input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let [batch, cin, h, wd] = g.input;
+        let [cout, cg, kh, kw] = g.weight;
+        let [ho, wo] = g.output_size();
+        let per_group = cout / g.groups;
+        let mut dx = vec![0.0f64; batch * cin * h * wd];
+        for n in 0..batch {
+            for o in 0..cout {
+                let group = o / per_group;
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let d = dy[((n * cout + o) * ho + oh) * wo + ow] as f64;
+                        for c in 0..cg {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let yy =
+                                        (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
+                                    let xx =
+                                        (ow * g.stride[1] + j) as isize - g.padding[1] as isize;
+                                    if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
+                                        continue;
+                                    }
+                                    dx[((n * cin + group * cg + c) * h + yy as usize) * wd
+                                        + xx as usize] +=
+                                        d * w[((o * cg + c) * kh + i) * kw + j] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dx.into_iter().map(|v| v as f32).collect()
+    }
+
     fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
             .map(|i| {
@@ -319,7 +464,7 @@ mod tests {
     }
 
     #[test]
-    fn forward_and_weight_gradient_match_the_definition_with_groups_stride_and_padding() {
+    fn forward_and_both_gradients_match_the_definition_with_groups_stride_and_padding() {
         for geometry in [
             // conv2-like: two towers, 5x5, padding 2.
             ConvGeometry {
@@ -350,6 +495,15 @@ mod tests {
                 assert!(
                     (a - e).abs() < 1e-4 * (1.0 + e.abs()),
                     "{geometry:?} y[{i}]: {a} vs {e}"
+                );
+            }
+            let input_grad = conv2d_input_grad(&w, &dy, &geometry);
+            let expected = direct_input_grad(&w, &dy, &geometry);
+            assert_eq!(input_grad.len(), expected.len());
+            for (i, (a, e)) in input_grad.iter().zip(&expected).enumerate() {
+                assert!(
+                    (a - e).abs() < 1e-4 * (1.0 + e.abs()),
+                    "{geometry:?} dx[{i}]: {a} vs {e}"
                 );
             }
             let fast = conv2d_weight_grad(&x, &dy, &geometry);

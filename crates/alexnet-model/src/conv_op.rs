@@ -1,9 +1,10 @@
-//! A 2-D convolution whose forward pass and weight gradient on flex are `conv_im2col.rs`'s
+//! A 2-D convolution whose forward pass and both gradients on flex are `conv_im2col.rs`'s
 //! kernels, through Burn's backend-extension mechanism, as `lrn_op.rs` does for LRN.
 //!
-//! The weight gradient is where Burn's generic backward pass is slowest (see
-//! `examples/conv_split.rs`); the input gradient stays flex's own. Other backends get Burn's
-//! convolution and its generic gradients from the trait's default bodies.
+//! The weight gradient is where Burn's generic backward pass was slowest (see
+//! `examples/conv_split.rs`); the input gradient is the same products the other way round, with
+//! the columns added back into the image. Other backends get Burn's convolution and its
+//! gradients from the trait's default bodies.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -16,7 +17,7 @@ use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
 
-use crate::conv_im2col::{ConvGeometry, conv2d_forward, conv2d_weight_grad};
+use crate::conv_im2col::{ConvGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 
 /// Symmetric padding, no dilation: the convolutions of AlexNet.
 fn options(stride: [usize; 2], padding: [usize; 2], groups: usize) -> ConvOptions<2> {
@@ -35,6 +36,18 @@ pub trait ConvBackend: Backend {
         groups: usize,
     ) -> FloatTensor<Self> {
         Self::conv2d(x, weight, Some(bias), options(stride, padding, groups))
+    }
+
+    /// The gradient of the loss with respect to `x`, given the output's gradient.
+    fn convolution_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, output_grad, options(stride, padding, groups))
     }
 
     /// The gradient of the loss with respect to `weight`, given the output's gradient.
@@ -77,6 +90,32 @@ impl ConvBackend for Flex {
         let [ho, wo] = geometry.output_size();
         let shape = [geometry.input[0], geometry.weight[0], ho, wo];
         FlexTensor::from_data(TensorData::new(output, shape))
+    }
+
+    fn convolution_input_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FlexTensor {
+        if weight.dtype() != DType::F32 || output_grad.dtype() != DType::F32 {
+            return Self::conv2d_x_backward(
+                x,
+                weight,
+                output_grad,
+                options(stride, padding, groups),
+            );
+        }
+        let geometry = geometry(&x, &weight, stride, padding, groups);
+        let (weight, output_grad) = (weight.to_contiguous(), output_grad.to_contiguous());
+        let grad = conv2d_input_grad(
+            weight.as_slice::<f32>().expect("contiguous f32"),
+            output_grad.as_slice::<f32>().expect("contiguous f32"),
+            &geometry,
+        );
+        FlexTensor::from_data(TensorData::new(grad, geometry.input))
     }
 
     fn convolution_weight_grad(
@@ -143,11 +182,13 @@ impl<B: Backend + ConvBackend> Backward<B, 3> for ConvolutionBackward {
         let output_grad = grads.consume::<B>(&ops.node);
         let (x, weight, bias, (stride, padding, groups)) = ops.state;
         if let Some(node) = node_x {
-            let grad = B::conv2d_x_backward(
+            let grad = B::convolution_input_grad(
                 x.clone(),
                 weight.clone(),
                 output_grad.clone(),
-                options(stride, padding, groups),
+                stride,
+                padding,
+                groups,
             );
             grads.register::<B>(node.id, grad);
         }
