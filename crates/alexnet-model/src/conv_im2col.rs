@@ -47,41 +47,65 @@ impl ConvGeometry {
 }
 
 /// `cols[r][p]`: the input value that tap `r` of the group's kernel meets at output position `p`
-/// (zero in the padding). `image` is one image's `[channels, height, width]`.
-fn im2col(image: &[f32], geometry: &ConvGeometry, group: usize, cols: &mut [f32]) {
+/// (zero in the padding). `image` is one image's `[channels, height, width]`. With `parallel`, the
+/// channels are shared among threads (for a lone image; otherwise threads take whole images).
+fn im2col(image: &[f32], geometry: &ConvGeometry, group: usize, cols: &mut [f32], parallel: bool) {
+    let [_, channels, kh, kw] = geometry.weight;
+    let [ho, wo] = geometry.output_size();
+    let rows_per_channel = kh * kw * ho * wo;
+    let fill = |(c, rows): (usize, &mut [f32])| im2col_channel(image, geometry, group, c, rows);
+    if parallel {
+        cols.par_chunks_mut(rows_per_channel)
+            .take(channels)
+            .enumerate()
+            .for_each(fill);
+    } else {
+        cols.chunks_mut(rows_per_channel)
+            .take(channels)
+            .enumerate()
+            .for_each(fill);
+    }
+}
+
+/// The `kh x kw` rows of [`im2col`] that input channel `c` of the group fills.
+fn im2col_channel(
+    image: &[f32],
+    geometry: &ConvGeometry,
+    group: usize,
+    c: usize,
+    rows: &mut [f32],
+) {
     let [_, _, height, width] = geometry.input;
     let [_, channels, kh, kw] = geometry.weight;
     let [ho, wo] = geometry.output_size();
     let [sh, sw] = geometry.stride;
     let [ph, pw] = geometry.padding;
     let positions = ho * wo;
-    for c in 0..channels {
-        let plane = &image[(group * channels + c) * height * width..][..height * width];
-        for i in 0..kh {
-            for j in 0..kw {
-                let row = &mut cols[((c * kh + i) * kw + j) * positions..][..positions];
-                for (oh, out) in row.chunks_exact_mut(wo).enumerate() {
-                    let y = (oh * sh + i) as isize - ph as isize;
-                    if y < 0 || y >= height as isize {
-                        out.fill(0.0);
-                        continue;
-                    }
-                    let line = &plane[y as usize * width..][..width];
-                    // Output columns whose tap lands inside the line: ow * sw + j - pw in
-                    // [0, width). Those before and after meet the padding.
-                    let first = pw.saturating_sub(j).div_ceil(sw).min(wo);
-                    let end = ((width + pw).saturating_sub(j))
-                        .div_ceil(sw)
-                        .clamp(first, wo);
-                    out[..first].fill(0.0);
-                    out[end..].fill(0.0);
-                    let start = first * sw + j - pw;
-                    if sw == 1 {
-                        out[first..end].copy_from_slice(&line[start..start + end - first]);
-                    } else {
-                        for (value, x) in out[first..end].iter_mut().zip((start..).step_by(sw)) {
-                            *value = line[x];
-                        }
+    let plane = &image[(group * channels + c) * height * width..][..height * width];
+    for i in 0..kh {
+        for j in 0..kw {
+            let row = &mut rows[(i * kw + j) * positions..][..positions];
+            for (oh, out) in row.chunks_exact_mut(wo).enumerate() {
+                let y = (oh * sh + i) as isize - ph as isize;
+                if y < 0 || y >= height as isize {
+                    out.fill(0.0);
+                    continue;
+                }
+                let line = &plane[y as usize * width..][..width];
+                // Output columns whose tap lands inside the line: ow * sw + j - pw in
+                // [0, width). Those before and after meet the padding.
+                let first = pw.saturating_sub(j).div_ceil(sw).min(wo);
+                let end = ((width + pw).saturating_sub(j))
+                    .div_ceil(sw)
+                    .clamp(first, wo);
+                out[..first].fill(0.0);
+                out[end..].fill(0.0);
+                let start = first * sw + j - pw;
+                if sw == 1 {
+                    out[first..end].copy_from_slice(&line[start..start + end - first]);
+                } else {
+                    for (value, x) in out[first..end].iter_mut().zip((start..).step_by(sw)) {
+                        *value = line[x];
                     }
                 }
             }
@@ -214,10 +238,11 @@ pub fn conv2d_forward(
     // Threads share the images when there are enough of them; a lone image (inference at batch
     // 1) shares its products instead.
     let threads = rayon::current_num_threads().max(1);
-    let parallelism = if batch >= threads {
-        gemm::Parallelism::None
-    } else {
+    let lone_images = batch < threads;
+    let parallelism = if lone_images {
         gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
     };
     let per_thread = batch.div_ceil(threads).max(1);
     output
@@ -229,7 +254,7 @@ pub fn conv2d_forward(
             |cols, (n, out)| {
                 let image = &x[n * image_size..][..image_size];
                 for g in 0..groups {
-                    im2col(image, geometry, g, cols);
+                    im2col(image, geometry, g, cols, lone_images);
                     let y = &mut out[g * group_out * positions..][..group_out * positions];
                     let w = &weight[g * group_out * taps..][..group_out * taps];
                     // y (group_out x positions) = w (group_out x taps) . cols (taps x positions)
@@ -292,7 +317,7 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
             for n in run {
                 let image = &x[n * image_size..][..image_size];
                 for g in 0..groups {
-                    im2col(image, geometry, g, &mut cols);
+                    im2col(image, geometry, g, &mut cols, false);
                     let dy = &output_grad[n * grad_size + g * group_out * positions..]
                         [..group_out * positions];
                     let dw = &mut grad[g * group_out * taps..][..group_out * taps];
