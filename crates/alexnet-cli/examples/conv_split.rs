@@ -5,6 +5,7 @@
 //!
 //!     cargo run --release -p alexnet-cli --example conv_split
 
+use alexnet_model::bf16_gemm;
 use alexnet_model::conv_im2col::{
     ConvGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad,
 };
@@ -71,34 +72,45 @@ fn main() {
             stride: [1, 1],
             padding: [pad, pad],
             groups,
+            bf16: false,
         };
         let x_host = x.into_data().try_to_vec::<f32>().unwrap();
         let dy_host = dy.into_data().try_to_vec::<f32>().unwrap();
-        let mut best = f64::MAX;
-        for _ in 0..4 {
-            let t = Instant::now();
-            let dw = conv2d_weight_grad(&x_host, &dy_host, &geometry);
-            best = best.min(t.elapsed().as_secs_f64() * 1e3);
-            assert_eq!(dw.len(), w0.shape().num_elements());
-        }
-        println!("{name} w grad alone (im2col kernel): {best:.1} ms");
         let w_host = w0.clone().inner().into_data().try_to_vec::<f32>().unwrap();
-        let mut best = f64::MAX;
-        for _ in 0..4 {
-            let t = Instant::now();
-            let dx = conv2d_input_grad(&w_host, &dy_host, &geometry);
-            best = best.min(t.elapsed().as_secs_f64() * 1e3);
-            assert_eq!(dx.len(), x_host.len());
-        }
-        println!("{name} x grad alone (im2col kernel): {best:.1} ms");
         let bias = vec![0.0f32; geometry.weight[0]];
-        let mut best = f64::MAX;
-        for _ in 0..4 {
-            let t = Instant::now();
-            let y = conv2d_forward(&x_host, &w_host, &bias, &geometry);
-            best = best.min(t.elapsed().as_secs_f64() * 1e3);
-            assert_eq!(y.len(), dy_host.len());
+        let best_of_4 = |pass: &dyn Fn() -> usize, expected: usize| {
+            let mut best = f64::MAX;
+            for _ in 0..4 {
+                let t = Instant::now();
+                let len = pass();
+                best = best.min(t.elapsed().as_secs_f64() * 1e3);
+                assert_eq!(len, expected);
+            }
+            best
+        };
+        let precisions: &[bool] = if bf16_gemm::available() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &bf16 in precisions {
+            let geometry = ConvGeometry { bf16, ..geometry };
+            let label = if bf16 { "bf16" } else { "f32" };
+            let forward = best_of_4(
+                &|| conv2d_forward(&x_host, &w_host, &bias, &geometry).len(),
+                dy_host.len(),
+            );
+            let input_grad = best_of_4(
+                &|| conv2d_input_grad(&w_host, &dy_host, &geometry).len(),
+                x_host.len(),
+            );
+            let weight_grad = best_of_4(
+                &|| conv2d_weight_grad(&x_host, &dy_host, &geometry).len(),
+                w_host.len(),
+            );
+            println!(
+                "{name} im2col kernels, {label}: forward {forward:.1} ms, x grad {input_grad:.1} ms, w grad {weight_grad:.1} ms"
+            );
         }
-        println!("{name} forward alone (im2col kernel): {best:.1} ms");
     }
 }

@@ -17,7 +17,7 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, Paddin
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::config::{Activation, Arch, ModelConfig, ModelError};
+use crate::config::{Activation, Arch, ModelConfig, ModelError, Precision};
 use crate::conv_op::ConvBackend;
 use crate::lrn::LocalResponseNorm;
 use crate::pool_op::PoolBackend;
@@ -181,6 +181,9 @@ pub struct ConvBlock {
     pub conv: Conv2d,
     pub lrn: Option<LocalResponseNorm>,
     pub pool: Option<MaxPool2d>,
+    /// `model.precision = "bf16"`: the convolution's products in bf16 (on flex).
+    #[module(skip)]
+    pub bf16: bool,
 }
 
 impl ConvBlock {
@@ -204,6 +207,7 @@ impl ConvBlock {
                 conv.stride,
                 [*top, *left],
                 conv.groups,
+                self.bf16,
             ));
         }
         conv.forward(x)
@@ -288,6 +292,7 @@ impl AlexNet {
                             .with_strides([stride, stride])
                             .init()
                     }),
+                    bf16: config.precision == Precision::Bf16,
                 }
             })
             .collect();

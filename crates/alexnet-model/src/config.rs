@@ -26,6 +26,8 @@ pub enum ModelError {
     LrnSize(usize),
     #[error("model.weight_std must be positive and finite, got {0}")]
     WeightStd(f64),
+    #[error("model.precision = \"bf16\" needs a CPU with AVX512-BF16, and this one has none")]
+    Bf16Unavailable,
 }
 
 /// Which member of the AlexNet family.
@@ -130,6 +132,18 @@ impl Default for LrnConfig {
     }
 }
 
+/// The number format of the convolutions' matrix products on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats throughout (the paper's, and the default).
+    #[default]
+    F32,
+    /// Operands rounded to bf16, sums in f32 (`bf16_gemm.rs`), on CPUs with AVX512-BF16. Only the
+    /// convolutions on flex; everything else stays f32.
+    Bf16,
+}
+
 /// Everything needed to build a network; saved with each run so eval and predict rebuild it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -157,6 +171,8 @@ pub struct ModelConfig {
     /// Section 5: the bias of conv2, conv4, conv5, fc6 and fc7 ("1", to give ReLUs positive inputs;
     /// Caffe uses 0.1). Every other bias starts at 0.
     pub bias_one: f64,
+    /// Opt-in bf16 products in the convolutions (not in the paper).
+    pub precision: Precision,
 }
 
 impl Default for ModelConfig {
@@ -173,6 +189,7 @@ impl Default for ModelConfig {
             towers: None,
             weight_std: 0.01,
             bias_one: 1.0,
+            precision: Precision::F32,
         }
     }
 }
@@ -220,6 +237,9 @@ impl ModelConfig {
         }
         if !(self.weight_std > 0.0 && self.weight_std.is_finite()) {
             return Err(ModelError::WeightStd(self.weight_std));
+        }
+        if self.precision == Precision::Bf16 && !crate::bf16_gemm::available() {
+            return Err(ModelError::Bf16Unavailable);
         }
         crate::alexnet::layer_table(self).map(|_| ())
     }

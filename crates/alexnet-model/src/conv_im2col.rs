@@ -17,6 +17,8 @@
 
 use rayon::prelude::*;
 
+use crate::bf16_gemm::{Strided, gemm_bf16};
+
 /// Shapes and options of one convolution (symmetric padding, no dilation: what AlexNet uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
@@ -27,6 +29,8 @@ pub struct ConvGeometry {
     pub stride: [usize; 2],
     pub padding: [usize; 2],
     pub groups: usize,
+    /// Products with bf16 operands (`bf16_gemm.rs`) instead of f32.
+    pub bf16: bool,
 }
 
 impl ConvGeometry {
@@ -43,6 +47,64 @@ impl ConvGeometry {
     /// Taps per output channel: `Cin/g x kh x kw`.
     fn taps(&self) -> usize {
         self.weight[1] * self.weight[2] * self.weight[3]
+    }
+}
+
+/// `dst (m x n, row-major) = lhs (m x k) . rhs (k x n)` (plus `dst` when `accumulate`), each
+/// operand read through its strides: by the `gemm` crate in f32, or by `bf16_gemm`.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    [m, n, k]: [usize; 3],
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: Strided,
+    rhs: Strided,
+    parallelism: gemm::Parallelism,
+    bf16: bool,
+) {
+    if bf16 {
+        return gemm_bf16(m, n, k, lhs, rhs, dst, accumulate);
+    }
+    // SAFETY: the caller's strides describe slices that hold every element they reach.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.column_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.column_stride as isize,
+            rhs.row_stride as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// A row-major matrix with `columns` columns, or its transpose.
+fn rows_of(data: &[f32], columns: usize) -> Strided<'_> {
+    Strided {
+        data,
+        row_stride: columns,
+        column_stride: 1,
+    }
+}
+
+fn transposed(data: &[f32], columns: usize) -> Strided<'_> {
+    Strided {
+        data,
+        row_stride: 1,
+        column_stride: columns,
     }
 }
 
@@ -187,31 +249,15 @@ pub fn conv2d_input_grad(weight: &[f32], output_grad: &[f32], geometry: &ConvGeo
                         [..group_out * positions];
                     let w = &weight[g * group_out * taps..][..group_out * taps];
                     // cols (taps x positions) = w^T (taps x group_out) . dy (group_out x positions)
-                    // SAFETY: each pointer spans the row-major extent its strides describe; w is
-                    // group_out x taps row-major, read as its transpose.
-                    unsafe {
-                        gemm::gemm(
-                            taps,
-                            positions,
-                            group_out,
-                            cols.as_mut_ptr(),
-                            1,
-                            positions as isize,
-                            false,
-                            w.as_ptr(),
-                            taps as isize,
-                            1,
-                            dy.as_ptr(),
-                            1,
-                            positions as isize,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            parallelism,
-                        );
-                    }
+                    product(
+                        [taps, positions, group_out],
+                        cols,
+                        false,
+                        transposed(w, taps),
+                        rows_of(dy, positions),
+                        parallelism,
+                        geometry.bf16,
+                    );
                     col2im(cols, geometry, g, image);
                 }
             },
@@ -258,30 +304,15 @@ pub fn conv2d_forward(
                     let y = &mut out[g * group_out * positions..][..group_out * positions];
                     let w = &weight[g * group_out * taps..][..group_out * taps];
                     // y (group_out x positions) = w (group_out x taps) . cols (taps x positions)
-                    // SAFETY: each pointer spans the row-major extent its strides describe.
-                    unsafe {
-                        gemm::gemm(
-                            group_out,
-                            positions,
-                            taps,
-                            y.as_mut_ptr(),
-                            1,
-                            positions as isize,
-                            false,
-                            w.as_ptr(),
-                            1,
-                            taps as isize,
-                            cols.as_ptr(),
-                            1,
-                            positions as isize,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            parallelism,
-                        );
-                    }
+                    product(
+                        [group_out, positions, taps],
+                        y,
+                        false,
+                        rows_of(w, taps),
+                        rows_of(cols, positions),
+                        parallelism,
+                        geometry.bf16,
+                    );
                 }
                 for (map, b) in out.chunks_exact_mut(positions).zip(bias) {
                     map.iter_mut().for_each(|v| *v += b);
@@ -322,32 +353,15 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
                         [..group_out * positions];
                     let dw = &mut grad[g * group_out * taps..][..group_out * taps];
                     // dw (group_out x taps) += dy (group_out x positions) . cols^T
-                    // SAFETY: every pointer spans the extent its strides describe: dw is
-                    // group_out x taps row-major, dy group_out x positions row-major, cols
-                    // taps x positions row-major read as its transpose.
-                    unsafe {
-                        gemm::gemm(
-                            group_out,
-                            taps,
-                            positions,
-                            dw.as_mut_ptr(),
-                            1,
-                            taps as isize,
-                            true,
-                            dy.as_ptr(),
-                            1,
-                            positions as isize,
-                            cols.as_ptr(),
-                            positions as isize,
-                            1,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
+                    product(
+                        [group_out, taps, positions],
+                        dw,
+                        true,
+                        rows_of(dy, positions),
+                        transposed(&cols, positions),
+                        gemm::Parallelism::None,
+                        geometry.bf16,
+                    );
                 }
             }
             grad
@@ -498,6 +512,7 @@ mod tests {
                 stride: [1, 1],
                 padding: [2, 2],
                 groups: 2,
+                bf16: false,
             },
             // conv1-like: stride 4, no padding, uneven fit.
             ConvGeometry {
@@ -506,6 +521,7 @@ mod tests {
                 stride: [4, 3],
                 padding: [0, 1],
                 groups: 1,
+                bf16: false,
             },
         ] {
             let [ho, wo] = geometry.output_size();
@@ -541,5 +557,61 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn bf16_products_equal_the_definition_on_bf16_rounded_operands() {
+        if !crate::bf16_gemm::available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        use crate::bf16_gemm::{from_bf16, to_bf16};
+        let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| from_bf16(to_bf16(*x))).collect() };
+        let geometry = ConvGeometry {
+            input: [3, 4, 9, 8],
+            weight: [6, 2, 5, 5],
+            stride: [1, 2],
+            padding: [2, 1],
+            groups: 2,
+            bf16: true,
+        };
+        let [ho, wo] = geometry.output_size();
+        let x = values(geometry.input.iter().product(), 1);
+        let w = values(geometry.weight.iter().product(), 3);
+        let b = values(geometry.weight[0], 4);
+        let dy = values(geometry.input[0] * geometry.weight[0] * ho * wo, 2);
+        let close = |what: &str, got: Vec<f32>, want: Vec<f32>| {
+            assert_eq!(got.len(), want.len());
+            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - e).abs() < 1e-4 * (1.0 + e.abs()),
+                    "{what}[{i}]: {a} vs {e}"
+                );
+            }
+        };
+        close(
+            "y",
+            conv2d_forward(&x, &w, &b, &geometry),
+            direct_forward(&round(&x), &round(&w), &b, &geometry),
+        );
+        close(
+            "dx",
+            conv2d_input_grad(&w, &dy, &geometry),
+            direct_input_grad(&round(&w), &round(&dy), &geometry),
+        );
+        close(
+            "dw",
+            conv2d_weight_grad(&x, &dy, &geometry),
+            direct(&round(&x), &round(&dy), &geometry),
+        );
+        // And the rounding is real: f32 products differ from these.
+        let exact = direct_forward(&x, &w, &b, &geometry);
+        let rounded = conv2d_forward(&x, &w, &b, &geometry);
+        assert!(
+            exact
+                .iter()
+                .zip(&rounded)
+                .any(|(a, b)| (a - b).abs() > 1e-3)
+        );
     }
 }

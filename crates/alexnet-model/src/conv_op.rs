@@ -34,7 +34,9 @@ pub trait ConvBackend: Backend {
         stride: [usize; 2],
         padding: [usize; 2],
         groups: usize,
+        bf16: bool,
     ) -> FloatTensor<Self> {
+        let _ = bf16; // f32 on backends without our kernels
         Self::conv2d(x, weight, Some(bias), options(stride, padding, groups))
     }
 
@@ -46,7 +48,9 @@ pub trait ConvBackend: Backend {
         stride: [usize; 2],
         padding: [usize; 2],
         groups: usize,
+        bf16: bool,
     ) -> FloatTensor<Self> {
+        let _ = bf16;
         Self::conv2d_x_backward(x, weight, output_grad, options(stride, padding, groups))
     }
 
@@ -58,7 +62,9 @@ pub trait ConvBackend: Backend {
         stride: [usize; 2],
         padding: [usize; 2],
         groups: usize,
+        bf16: bool,
     ) -> FloatTensor<Self> {
+        let _ = bf16;
         Self::conv2d_weight_backward(x, weight, output_grad, options(stride, padding, groups))
     }
 }
@@ -71,11 +77,12 @@ impl ConvBackend for Flex {
         stride: [usize; 2],
         padding: [usize; 2],
         groups: usize,
+        bf16: bool,
     ) -> FlexTensor {
         if [&x, &weight, &bias].iter().any(|t| t.dtype() != DType::F32) {
             return Self::conv2d(x, weight, Some(bias), options(stride, padding, groups));
         }
-        let geometry = geometry(&x, &weight, stride, padding, groups);
+        let geometry = geometry(&x, &weight, stride, padding, groups, bf16);
         let (x, weight, bias) = (
             x.to_contiguous(),
             weight.to_contiguous(),
@@ -99,6 +106,7 @@ impl ConvBackend for Flex {
         stride: [usize; 2],
         padding: [usize; 2],
         groups: usize,
+        bf16: bool,
     ) -> FlexTensor {
         if weight.dtype() != DType::F32 || output_grad.dtype() != DType::F32 {
             return Self::conv2d_x_backward(
@@ -108,7 +116,7 @@ impl ConvBackend for Flex {
                 options(stride, padding, groups),
             );
         }
-        let geometry = geometry(&x, &weight, stride, padding, groups);
+        let geometry = geometry(&x, &weight, stride, padding, groups, bf16);
         let (weight, output_grad) = (weight.to_contiguous(), output_grad.to_contiguous());
         let grad = conv2d_input_grad(
             weight.as_slice::<f32>().expect("contiguous f32"),
@@ -125,6 +133,7 @@ impl ConvBackend for Flex {
         stride: [usize; 2],
         padding: [usize; 2],
         groups: usize,
+        bf16: bool,
     ) -> FlexTensor {
         if x.dtype() != DType::F32 || output_grad.dtype() != DType::F32 {
             return Self::conv2d_weight_backward(
@@ -134,7 +143,7 @@ impl ConvBackend for Flex {
                 options(stride, padding, groups),
             );
         }
-        let geometry = geometry(&x, &weight, stride, padding, groups);
+        let geometry = geometry(&x, &weight, stride, padding, groups, bf16);
         let (x, output_grad) = (x.to_contiguous(), output_grad.to_contiguous());
         let grad = conv2d_weight_grad(
             x.as_slice::<f32>().expect("contiguous f32"),
@@ -151,6 +160,7 @@ fn geometry(
     stride: [usize; 2],
     padding: [usize; 2],
     groups: usize,
+    bf16: bool,
 ) -> ConvGeometry {
     let dims = |t: &FlexTensor| {
         let shape = t.shape();
@@ -162,6 +172,7 @@ fn geometry(
         stride,
         padding,
         groups,
+        bf16,
     }
 }
 
@@ -174,13 +185,13 @@ impl<B: Backend + ConvBackend> Backward<B, 3> for ConvolutionBackward {
         FloatTensor<B>,
         FloatTensor<B>,
         FloatTensor<B>,
-        ([usize; 2], [usize; 2], usize),
+        ([usize; 2], [usize; 2], usize, bool),
     );
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let output_grad = grads.consume::<B>(&ops.node);
-        let (x, weight, bias, (stride, padding, groups)) = ops.state;
+        let (x, weight, bias, (stride, padding, groups, bf16)) = ops.state;
         if let Some(node) = node_x {
             let grad = B::convolution_input_grad(
                 x.clone(),
@@ -189,6 +200,7 @@ impl<B: Backend + ConvBackend> Backward<B, 3> for ConvolutionBackward {
                 stride,
                 padding,
                 groups,
+                bf16,
             );
             grads.register::<B>(node.id, grad);
         }
@@ -200,6 +212,7 @@ impl<B: Backend + ConvBackend> Backward<B, 3> for ConvolutionBackward {
                 stride,
                 padding,
                 groups,
+                bf16,
             );
             grads.register::<B>(node.id, grad);
         }
@@ -217,6 +230,7 @@ impl<B: Backend + ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B
         stride: [usize; 2],
         padding: [usize; 2],
         groups: usize,
+        bf16: bool,
     ) -> FloatTensor<Self> {
         match ConvolutionBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
@@ -236,8 +250,9 @@ impl<B: Backend + ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B
                     stride,
                     padding,
                     groups,
+                    bf16,
                 );
-                prep.finish((x, weight, bias, (stride, padding, groups)), output)
+                prep.finish((x, weight, bias, (stride, padding, groups, bf16)), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::convolution(
                 x.into_primitive(),
@@ -246,6 +261,7 @@ impl<B: Backend + ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B
                 stride,
                 padding,
                 groups,
+                bf16,
             )),
         }
     }
@@ -306,6 +322,7 @@ mod tests {
                     stride,
                     padding,
                     groups,
+                    false,
                 ))
             },
             &inputs,

@@ -11,6 +11,7 @@
 //! layers; the parameters and their names are the same either way.
 
 pub mod alexnet;
+pub mod bf16_gemm;
 pub mod config;
 pub mod conv_im2col;
 pub mod conv_op;
@@ -22,5 +23,5 @@ pub mod pool_op;
 pub mod summary;
 
 pub use alexnet::AlexNet;
-pub use config::{Activation, Arch, ModelConfig, ModelError, Pooling};
+pub use config::{Activation, Arch, ModelConfig, ModelError, Pooling, Precision};
 pub use lrn::LocalResponseNorm;

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use alexnet_model::{Activation, AlexNet, ModelConfig, summary::summarize};
+use alexnet_model::{Activation, AlexNet, ModelConfig, Precision, summary::summarize};
 use alexnet_train::backend::device;
 use alexnet_train::sgd::PaperSgd;
 use anyhow::{Context, Result, bail};
@@ -54,6 +54,9 @@ pub struct ModelBenchArgs {
     peak_gflops: Option<f64>,
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// `f32`, or `bf16` for the convolutions' products (model.precision; needs AVX512-BF16).
+    #[arg(long, default_value = "f32")]
+    precision: String,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -250,7 +253,13 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         .model
         .parse()
         .map_err(|e: alexnet_model::ModelError| anyhow::anyhow!(e))?;
-    let config = ModelConfig::new(arch, args.classes);
+    let mut config = ModelConfig::new(arch, args.classes);
+    config.precision = match args.precision.as_str() {
+        "f32" => Precision::F32,
+        "bf16" => Precision::Bf16,
+        other => bail!("--precision {other}: expected f32 or bf16"),
+    };
+    config.validate()?;
     let summary = summarize(&config)?;
     let side = config.input_size();
     let n = args.batch_size.max(1);
