@@ -142,8 +142,11 @@ unsafe fn tile<const R: usize, const TWO: bool>(
     let second = pairs * PANEL;
     for p in 0..pairs {
         // SAFETY: each panel holds `pairs * PANEL` u32s; the second is read only when `TWO`.
-        let b0: __m512bh =
-            unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.as_ptr().add(p * PANEL).cast())) };
+        let b0: __m512bh = unsafe {
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                b.as_ptr().add(p * PANEL).cast(),
+            ))
+        };
         let b1: __m512bh = if TWO {
             unsafe {
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
@@ -154,8 +157,9 @@ unsafe fn tile<const R: usize, const TWO: bool>(
             unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()) }
         };
         for (r, sum) in sums.iter_mut().enumerate() {
-            let broadcast: __m512bh =
-                unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(a[r * pairs + p] as i32)) };
+            let broadcast: __m512bh = unsafe {
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(a[r * pairs + p] as i32))
+            };
             sum[0] = _mm512_dpbf16_ps(sum[0], broadcast, b0);
             if TWO {
                 sum[1] = _mm512_dpbf16_ps(sum[1], broadcast, b1);

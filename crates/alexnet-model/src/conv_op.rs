@@ -117,13 +117,9 @@ impl ConvBackend for Flex {
             );
         }
         let geometry = geometry(&x, &weight, stride, padding, groups, bf16);
-        let (weight, output_grad) = (weight.to_contiguous(), output_grad.to_contiguous());
-        let grad = conv2d_input_grad(
-            weight.as_slice::<f32>().expect("contiguous f32"),
-            output_grad.as_slice::<f32>().expect("contiguous f32"),
-            &geometry,
-        );
-        FlexTensor::from_data(TensorData::new(grad, geometry.input))
+        on_values(&weight, &output_grad, geometry.input, |w, dy| {
+            conv2d_input_grad(w, dy, &geometry)
+        })
     }
 
     fn convolution_weight_grad(
@@ -144,14 +140,28 @@ impl ConvBackend for Flex {
             );
         }
         let geometry = geometry(&x, &weight, stride, padding, groups, bf16);
-        let (x, output_grad) = (x.to_contiguous(), output_grad.to_contiguous());
-        let grad = conv2d_weight_grad(
-            x.as_slice::<f32>().expect("contiguous f32"),
-            output_grad.as_slice::<f32>().expect("contiguous f32"),
-            &geometry,
-        );
-        FlexTensor::from_data(TensorData::new(grad, geometry.weight))
+        on_values(&x, &output_grad, geometry.weight, |x, dy| {
+            conv2d_weight_grad(x, dy, &geometry)
+        })
     }
+}
+
+/// `kernel` on the f32 values of two tensors (copied to contiguous order where they are not), its
+/// result as a tensor of `shape`.
+fn on_values(
+    a: &FlexTensor,
+    b: &FlexTensor,
+    shape: [usize; 4],
+    kernel: impl Fn(&[f32], &[f32]) -> Vec<f32>,
+) -> FlexTensor {
+    let (a, b) = (a.to_contiguous(), b.to_contiguous());
+    FlexTensor::from_data(TensorData::new(
+        kernel(
+            a.as_slice::<f32>().expect("contiguous f32"),
+            b.as_slice::<f32>().expect("contiguous f32"),
+        ),
+        shape,
+    ))
 }
 
 fn geometry(

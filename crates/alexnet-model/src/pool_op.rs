@@ -7,7 +7,6 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{DType, IntDType, TensorData};
@@ -22,9 +21,7 @@ pub trait PoolBackend: Backend {
         kernel: [usize; 2],
         stride: [usize; 2],
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
-        let pooled =
-            Self::max_pool2d_with_indices(x, kernel, stride, [0, 0], [1, 1], false, IntDType::I64);
-        (pooled.output, pooled.indices)
+        burns_max_pool::<Self>(x, kernel, stride)
     }
 
     /// The input's gradient from the output's and the positions of the maxima.
@@ -35,18 +32,39 @@ pub trait PoolBackend: Backend {
         kernel: [usize; 2],
         stride: [usize; 2],
     ) -> FloatTensor<Self> {
-        Self::max_pool2d_with_indices_backward(
-            x,
-            kernel,
-            stride,
-            [0, 0],
-            [1, 1],
-            false,
-            output_grad,
-            positions,
-        )
-        .x_grad
+        burns_max_pool_backward::<Self>(x, positions, output_grad, kernel, stride)
     }
+}
+
+/// Burn's own max pooling without padding: the trait's default, and flex's for other dtypes.
+fn burns_max_pool<B: Backend>(
+    x: FloatTensor<B>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+) -> (FloatTensor<B>, IntTensor<B>) {
+    let pooled =
+        B::max_pool2d_with_indices(x, kernel, stride, [0, 0], [1, 1], false, IntDType::I64);
+    (pooled.output, pooled.indices)
+}
+
+fn burns_max_pool_backward<B: Backend>(
+    x: FloatTensor<B>,
+    positions: IntTensor<B>,
+    output_grad: FloatTensor<B>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+) -> FloatTensor<B> {
+    B::max_pool2d_with_indices_backward(
+        x,
+        kernel,
+        stride,
+        [0, 0],
+        [1, 1],
+        false,
+        output_grad,
+        positions,
+    )
+    .x_grad
 }
 
 fn dims(t: &FlexTensor) -> [usize; 4] {
@@ -61,16 +79,7 @@ impl PoolBackend for Flex {
         stride: [usize; 2],
     ) -> (FlexTensor, FlexTensor) {
         if x.dtype() != DType::F32 {
-            let pooled = Self::max_pool2d_with_indices(
-                x,
-                kernel,
-                stride,
-                [0, 0],
-                [1, 1],
-                false,
-                IntDType::I64,
-            );
-            return (pooled.output, pooled.indices);
+            return burns_max_pool::<Self>(x, kernel, stride);
         }
         let [batch, channels, height, width] = dims(&x);
         let x = x.to_contiguous();
@@ -98,17 +107,7 @@ impl PoolBackend for Flex {
         stride: [usize; 2],
     ) -> FlexTensor {
         if positions.dtype() != DType::I32 || output_grad.dtype() != DType::F32 {
-            return Self::max_pool2d_with_indices_backward(
-                x,
-                kernel,
-                stride,
-                [0, 0],
-                [1, 1],
-                false,
-                output_grad,
-                positions,
-            )
-            .x_grad;
+            return burns_max_pool_backward::<Self>(x, positions, output_grad, kernel, stride);
         }
         let shape = dims(&x);
         let [_, _, ho, wo] = dims(&output_grad);
