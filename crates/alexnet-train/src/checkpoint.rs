@@ -15,6 +15,8 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use alexnet_model::Precision;
+
 use crate::recipe::Recipe;
 use crate::schedule::LrSchedule;
 
@@ -302,7 +304,12 @@ pub fn model_from_checkpoint(
     checkpoint: &Checkpoint,
     device: &Device,
 ) -> Result<alexnet_model::AlexNet, CheckpointError> {
-    let model = alexnet_model::AlexNet::new(&checkpoint.recipe.model, device)
+    let mut config = checkpoint.recipe.model.clone();
+    // bf16 products are a training option; a CPU without them evaluates the weights in f32.
+    if config.precision == Precision::Bf16 && !alexnet_model::bf16_gemm::available() {
+        config.precision = Precision::F32;
+    }
+    let model = alexnet_model::AlexNet::new(&config, device)
         .map_err(|e| CheckpointError::Mismatch(e.to_string()))?;
     Ok(load_params(model, &checkpoint.weights)?.valid())
 }
