@@ -318,7 +318,8 @@ impl AlexNet {
         })
     }
 
-    fn activate<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+    /// The non-linearity (Section 3.1): ReLU, or tanh for the Figure 1 comparison.
+    pub fn activate<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match self.activation {
             Activation::Relu => relu(x),
             Activation::Tanh => x.tanh(),

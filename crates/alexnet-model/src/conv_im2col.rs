@@ -48,6 +48,34 @@ impl ConvGeometry {
     fn taps(&self) -> usize {
         self.weight[1] * self.weight[2] * self.weight[3]
     }
+
+    /// For kernel column `j`: the output columns `first..end` whose tap lands inside an input
+    /// line (`ow * sw + j - pw` in `0..width`; those before and after meet the padding), and the
+    /// input column that `first` reads.
+    fn tap_columns(&self, j: usize) -> (usize, usize, usize) {
+        let width = self.input[3];
+        let [_, wo] = self.output_size();
+        let (sw, pw) = (self.stride[1], self.padding[1]);
+        let first = pw.saturating_sub(j).div_ceil(sw).min(wo);
+        let end = ((width + pw).saturating_sub(j))
+            .div_ceil(sw)
+            .clamp(first, wo);
+        (first, end, first * sw + j - pw)
+    }
+}
+
+/// How a pass shares its work among threads: whole images when there are enough of them (each
+/// product single-threaded, at least this many images a thread), otherwise (a lone image, as in
+/// inference at batch 1) the products and the im2col themselves.
+fn image_parallelism(batch: usize) -> (gemm::Parallelism, usize, bool) {
+    let threads = rayon::current_num_threads().max(1);
+    let lone_images = batch < threads;
+    let parallelism = if lone_images {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    (parallelism, batch.div_ceil(threads).max(1), lone_images)
 }
 
 /// `dst (m x n, row-major) = lhs (m x k) . rhs (k x n)` (plus `dst` when `accumulate`), each
@@ -141,11 +169,12 @@ fn im2col_channel(
     let [_, channels, kh, kw] = geometry.weight;
     let [ho, wo] = geometry.output_size();
     let [sh, sw] = geometry.stride;
-    let [ph, pw] = geometry.padding;
+    let ph = geometry.padding[0];
     let positions = ho * wo;
     let plane = &image[(group * channels + c) * height * width..][..height * width];
     for i in 0..kh {
         for j in 0..kw {
+            let (first, end, start) = geometry.tap_columns(j);
             let row = &mut rows[(i * kw + j) * positions..][..positions];
             for (oh, out) in row.chunks_exact_mut(wo).enumerate() {
                 let y = (oh * sh + i) as isize - ph as isize;
@@ -154,15 +183,8 @@ fn im2col_channel(
                     continue;
                 }
                 let line = &plane[y as usize * width..][..width];
-                // Output columns whose tap lands inside the line: ow * sw + j - pw in
-                // [0, width). Those before and after meet the padding.
-                let first = pw.saturating_sub(j).div_ceil(sw).min(wo);
-                let end = ((width + pw).saturating_sub(j))
-                    .div_ceil(sw)
-                    .clamp(first, wo);
                 out[..first].fill(0.0);
                 out[end..].fill(0.0);
-                let start = first * sw + j - pw;
                 if sw == 1 {
                     out[first..end].copy_from_slice(&line[start..start + end - first]);
                 } else {
@@ -183,24 +205,20 @@ fn col2im(cols: &[f32], geometry: &ConvGeometry, group: usize, image: &mut [f32]
     let [_, channels, kh, kw] = geometry.weight;
     let [ho, wo] = geometry.output_size();
     let [sh, sw] = geometry.stride;
-    let [ph, pw] = geometry.padding;
+    let ph = geometry.padding[0];
     let positions = ho * wo;
     for c in 0..channels {
         let plane = &mut image[(group * channels + c) * height * width..][..height * width];
         for i in 0..kh {
             for j in 0..kw {
                 let row = &cols[((c * kh + i) * kw + j) * positions..][..positions];
-                let first = pw.saturating_sub(j).div_ceil(sw).min(wo);
-                let end = ((width + pw).saturating_sub(j))
-                    .div_ceil(sw)
-                    .clamp(first, wo);
+                let (first, end, start) = geometry.tap_columns(j);
                 for (oh, values) in row.chunks_exact(wo).enumerate() {
                     let y = (oh * sh + i) as isize - ph as isize;
                     if y < 0 || y >= height as isize {
                         continue;
                     }
                     let line = &mut plane[y as usize * width..][..width];
-                    let start = first * sw + j - pw;
                     if sw == 1 {
                         for (target, v) in line[start..start + end - first]
                             .iter_mut()
@@ -231,15 +249,10 @@ pub fn conv2d_input_grad(weight: &[f32], output_grad: &[f32], geometry: &ConvGeo
     let image_size = in_channels * height * width;
     let grad_size = out_channels * positions;
     let mut input_grad = vec![0.0f32; batch * image_size];
-    let threads = rayon::current_num_threads().max(1);
-    let parallelism = if batch >= threads {
-        gemm::Parallelism::None
-    } else {
-        gemm::Parallelism::Rayon(0)
-    };
+    let (parallelism, per_thread, _) = image_parallelism(batch);
     input_grad
         .par_chunks_mut(image_size)
-        .with_min_len(batch.div_ceil(threads).max(1))
+        .with_min_len(per_thread)
         .enumerate()
         .for_each_init(
             || vec![0.0f32; taps * positions],
@@ -281,16 +294,7 @@ pub fn conv2d_forward(
     let image_size = in_channels * height * width;
     let output_size = out_channels * positions;
     let mut output = vec![0.0f32; batch * output_size];
-    // Threads share the images when there are enough of them; a lone image (inference at batch
-    // 1) shares its products instead.
-    let threads = rayon::current_num_threads().max(1);
-    let lone_images = batch < threads;
-    let parallelism = if lone_images {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    let per_thread = batch.div_ceil(threads).max(1);
+    let (parallelism, per_thread, lone_images) = image_parallelism(batch);
     output
         .par_chunks_mut(output_size)
         .with_min_len(per_thread)

@@ -13,11 +13,12 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, TensorData};
 
 use crate::conv_im2col::{ConvGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
+use crate::flex_values::{dims, floats, tensor};
 
 /// Symmetric padding, no dilation: the convolutions of AlexNet.
 fn options(stride: [usize; 2], padding: [usize; 2], groups: usize) -> ConvOptions<2> {
@@ -88,15 +89,9 @@ impl ConvBackend for Flex {
             weight.to_contiguous(),
             bias.to_contiguous(),
         );
-        let output = conv2d_forward(
-            x.as_slice::<f32>().expect("contiguous f32"),
-            weight.as_slice::<f32>().expect("contiguous f32"),
-            bias.as_slice::<f32>().expect("contiguous f32"),
-            &geometry,
-        );
+        let output = conv2d_forward(floats(&x), floats(&weight), floats(&bias), &geometry);
         let [ho, wo] = geometry.output_size();
-        let shape = [geometry.input[0], geometry.weight[0], ho, wo];
-        FlexTensor::from_data(TensorData::new(output, shape))
+        tensor(output, [geometry.input[0], geometry.weight[0], ho, wo])
     }
 
     fn convolution_input_grad(
@@ -155,13 +150,7 @@ fn on_values(
     kernel: impl Fn(&[f32], &[f32]) -> Vec<f32>,
 ) -> FlexTensor {
     let (a, b) = (a.to_contiguous(), b.to_contiguous());
-    FlexTensor::from_data(TensorData::new(
-        kernel(
-            a.as_slice::<f32>().expect("contiguous f32"),
-            b.as_slice::<f32>().expect("contiguous f32"),
-        ),
-        shape,
-    ))
+    tensor(kernel(floats(&a), floats(&b)), shape)
 }
 
 fn geometry(
@@ -172,10 +161,6 @@ fn geometry(
     groups: usize,
     bf16: bool,
 ) -> ConvGeometry {
-    let dims = |t: &FlexTensor| {
-        let shape = t.shape();
-        [shape[0], shape[1], shape[2], shape[3]]
-    };
     ConvGeometry {
         input: dims(x),
         weight: dims(weight),

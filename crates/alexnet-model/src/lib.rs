@@ -15,6 +15,7 @@ pub mod bf16_gemm;
 pub mod config;
 pub mod conv_im2col;
 pub mod conv_op;
+mod flex_values;
 pub mod lrn;
 pub mod lrn_kernel;
 pub mod lrn_op;

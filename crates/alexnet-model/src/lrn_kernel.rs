@@ -118,19 +118,17 @@ pub fn lrn_forward(
     (output, scale, powers)
 }
 
-/// `dL/da` from the output's gradient `grad` and what [`lrn_forward`] kept.
+/// `dL/da` from the output's gradient and what [`lrn_forward`] kept: `[a, s, p, grad]`.
+/// (`k` is inside `s`; only the window `size`, `alpha` and `beta` are needed.)
 pub fn lrn_backward(
-    activity: &[f32],
-    scale: &[f32],
-    powers: &[f32],
-    grad: &[f32],
+    [activity, scale, powers, grad]: [&[f32]; 4],
     plane: usize,
     channels: usize,
-    constants: LrnConstants,
+    (size, alpha, beta): (usize, f64, f64),
 ) -> Vec<f32> {
     let image = channels * plane;
-    let half = constants.size / 2;
-    let factor = (2.0 * constants.alpha * constants.beta) as f32;
+    let half = size / 2;
+    let factor = (2.0 * alpha * beta) as f32;
     let mut input_grad = vec![0.0f32; activity.len()];
     input_grad
         .par_chunks_mut(image)

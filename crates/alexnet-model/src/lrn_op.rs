@@ -24,8 +24,9 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{Shape, Slice, TensorData};
+use burn::tensor::{Shape, Slice};
 
+use crate::flex_values::{dims, floats, tensor};
 use crate::lrn_kernel::{LrnConstants, lrn_backward, lrn_forward};
 
 #[backend_extension(Flex, Autodiff)]
@@ -87,13 +88,12 @@ impl LrnBackend for Flex {
         alpha: f64,
         beta: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let shape = activity.shape();
-        let dims = [shape[0], shape[1], shape[2], shape[3]];
+        let shape = dims(&activity);
         let activity = activity.to_contiguous();
         let (output, scale, power) = lrn_forward(
-            activity.as_slice::<f32>().expect("contiguous f32"),
-            dims[2] * dims[3],
-            dims[1],
+            floats(&activity),
+            shape[2] * shape[3],
+            shape[1],
             LrnConstants {
                 size,
                 k,
@@ -101,8 +101,11 @@ impl LrnBackend for Flex {
                 beta,
             },
         );
-        let tensor = |values: Vec<f32>| FlexTensor::from_data(TensorData::new(values, dims));
-        (tensor(output), tensor(scale), tensor(power))
+        (
+            tensor(output, shape),
+            tensor(scale, shape),
+            tensor(power, shape),
+        )
     }
 
     fn local_response_norm_backward(
@@ -114,33 +117,25 @@ impl LrnBackend for Flex {
         alpha: f64,
         beta: f64,
     ) -> FlexTensor {
-        let shape = activity.shape();
-        let dims = [shape[0], shape[1], shape[2], shape[3]];
-        let contiguous = |t: FlexTensor| t.to_contiguous();
+        let shape = dims(&activity);
         let (activity, scale, power, grad) = (
-            contiguous(activity),
-            contiguous(scale),
-            contiguous(power),
-            contiguous(grad),
+            activity.to_contiguous(),
+            scale.to_contiguous(),
+            power.to_contiguous(),
+            grad.to_contiguous(),
         );
-        fn slice(t: &FlexTensor) -> &[f32] {
-            t.as_slice::<f32>().expect("contiguous f32")
-        }
         let input_grad = lrn_backward(
-            slice(&activity),
-            slice(&scale),
-            slice(&power),
-            slice(&grad),
-            dims[2] * dims[3],
-            dims[1],
-            LrnConstants {
-                size,
-                k: 0.0,
-                alpha,
-                beta,
-            },
+            [
+                floats(&activity),
+                floats(&scale),
+                floats(&power),
+                floats(&grad),
+            ],
+            shape[2] * shape[3],
+            shape[1],
+            (size, alpha, beta),
         );
-        FlexTensor::from_data(TensorData::new(input_grad, dims))
+        tensor(input_grad, shape)
     }
 }
 

@@ -15,33 +15,35 @@ pub fn pooled_size(input: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) ->
     ]
 }
 
-/// The maxima of every window of every plane, and each one's position in its plane.
+/// The maxima of every window of every plane, and each one's position in its plane (as i32, the
+/// integer tensors flex keeps them in; a plane of over 2^31 pixels would not fit).
 /// `input` is `planes` contiguous planes of `size = [height, width]`.
 pub fn max_pool_forward(
     input: &[f32],
     size: [usize; 2],
     kernel: [usize; 2],
     stride: [usize; 2],
-) -> (Vec<f32>, Vec<u32>) {
+) -> (Vec<f32>, Vec<i32>) {
     let [height, width] = size;
     let [ho, wo] = pooled_size(size, kernel, stride);
     let planes = input.len() / (height * width);
     let mut output = vec![0.0f32; planes * ho * wo];
-    let mut positions = vec![0u32; planes * ho * wo];
+    let mut positions = vec![0i32; planes * ho * wo];
     output
         .par_chunks_mut(ho * wo)
         .zip(positions.par_chunks_mut(ho * wo))
         .zip(input.par_chunks(height * width))
         .for_each_init(
-            || (vec![0.0f32; width], vec![0u32; width]),
+            || (vec![0.0f32; width], vec![0i32; width]),
             |(column_max, column_at), ((out, at), plane)| {
                 for oh in 0..ho {
                     let top = oh * stride[0];
-                    // Column maxima over the window's rows (the first row wins ties, as in
-                    // PyTorch; a NaN wins over any number).
+                    // Column maxima over the window's rows, then the maximum of those: a tie
+                    // goes to the leftmost column, then to its top row (PyTorch's row-major scan
+                    // can pick another of equal value); a NaN wins over any number.
                     column_max.copy_from_slice(&plane[top * width..][..width]);
                     for (x, a) in column_at.iter_mut().enumerate() {
-                        *a = (top * width + x) as u32;
+                        *a = (top * width + x) as i32;
                     }
                     for row in top + 1..top + kernel[0] {
                         let line = &plane[row * width..][..width];
@@ -53,7 +55,7 @@ pub fn max_pool_forward(
                         {
                             if v > *m || (v.is_nan() && !m.is_nan()) {
                                 *m = v;
-                                *a = (row * width + x) as u32;
+                                *a = (row * width + x) as i32;
                             }
                         }
                     }
@@ -81,7 +83,7 @@ pub fn max_pool_forward(
 /// The input's gradient: each output's gradient added at its window's maximum.
 pub fn max_pool_backward(
     output_grad: &[f32],
-    positions: &[u32],
+    positions: &[i32],
     size: [usize; 2],
     pooled: [usize; 2],
 ) -> Vec<f32> {

@@ -8,9 +8,10 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{DType, IntDType, TensorData};
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::tensor::{DType, IntDType};
 
+use crate::flex_values::{dims, floats, ints, tensor};
 use crate::pool_kernel::{max_pool_backward, max_pool_forward, pooled_size};
 
 #[backend_extension(Flex, Autodiff)]
@@ -67,11 +68,6 @@ fn burns_max_pool_backward<B: Backend>(
     .x_grad
 }
 
-fn dims(t: &FlexTensor) -> [usize; 4] {
-    let shape = t.shape();
-    [shape[0], shape[1], shape[2], shape[3]]
-}
-
 impl PoolBackend for Flex {
     fn max_pool_saving(
         x: FlexTensor,
@@ -83,20 +79,10 @@ impl PoolBackend for Flex {
         }
         let [batch, channels, height, width] = dims(&x);
         let x = x.to_contiguous();
-        let (output, positions) = max_pool_forward(
-            x.as_slice::<f32>().expect("contiguous f32"),
-            [height, width],
-            kernel,
-            stride,
-        );
+        let (output, positions) = max_pool_forward(floats(&x), [height, width], kernel, stride);
         let [ho, wo] = pooled_size([height, width], kernel, stride);
         let shape = [batch, channels, ho, wo];
-        // Positions within a plane fit in 32 bits (a plane of 4 billion pixels would not).
-        let positions: Vec<i32> = positions.into_iter().map(|p| p as i32).collect();
-        (
-            FlexTensor::from_data(TensorData::new(output, shape)),
-            FlexTensor::from_data(TensorData::new(positions, shape)),
-        )
+        (tensor(output, shape), tensor(positions, shape))
     }
 
     fn max_pool_backward(
@@ -112,22 +98,14 @@ impl PoolBackend for Flex {
         let shape = dims(&x);
         let [_, _, ho, wo] = dims(&output_grad);
         let (positions, output_grad) = (positions.to_contiguous(), output_grad.to_contiguous());
-        let positions: &[i32] = positions.as_slice::<i32>().expect("contiguous i32");
-        let positions: &[u32] = bytemuck_u32(positions);
         let input_grad = max_pool_backward(
-            output_grad.as_slice::<f32>().expect("contiguous f32"),
-            positions,
+            floats(&output_grad),
+            ints(&positions),
             [shape[2], shape[3]],
             [ho, wo],
         );
-        FlexTensor::from_data(TensorData::new(input_grad, shape))
+        tensor(input_grad, shape)
     }
-}
-
-/// The same bits read as unsigned: the positions are never negative.
-fn bytemuck_u32(values: &[i32]) -> &[u32] {
-    // SAFETY: i32 and u32 have the same size and alignment, and every bit pattern is valid.
-    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u32>(), values.len()) }
 }
 
 #[derive(Debug)]

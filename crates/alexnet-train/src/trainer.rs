@@ -141,18 +141,8 @@ pub fn load_data(
     quiet: bool,
 ) -> Result<RunData, TrainError> {
     let data = &recipe.data;
-    let load = |split: &str| {
-        load_split(
-            data.format,
-            &data.dir,
-            split,
-            data.resize,
-            &progress_bar(0, quiet, "decode"),
-            data.bad_input_policy(),
-        )
-    };
-    let train = load(&data.train_split)?;
-    let val = load(&data.val_split)?;
+    let train = load_recipe_split(recipe, &data.train_split, quiet)?;
+    let val = load_recipe_split(recipe, &data.val_split, quiet)?;
     val.expect_classes(train.class_names(), &data.dir.join(&data.val_split))?;
     report_skipped(
         &[(&data.train_split, &train), (&data.val_split, &val)],
@@ -174,6 +164,23 @@ pub fn load_data(
         val: Some(val),
         stats: Arc::new(stats),
     })
+}
+
+/// One split of the recipe's data set, decoded (or its shards opened), with a progress bar.
+fn load_recipe_split(
+    recipe: &Recipe,
+    split: &str,
+    quiet: bool,
+) -> Result<Arc<dyn PatchSource>, DataError> {
+    let data = &recipe.data;
+    load_split(
+        data.format,
+        &data.dir,
+        split,
+        data.resize,
+        &progress_bar(0, quiet, "decode"),
+        data.bad_input_policy(),
+    )
 }
 
 /// Lists the files skipped as bad input in `run_dir/skipped.tsv` (a rank without a run directory
@@ -478,14 +485,7 @@ fn start_as_rank(options: &TrainOptions, peers: &mut Peers) -> Result<Start, Tra
     }
     let devices = devices(&recipe, options)?;
     let data = &recipe.data;
-    let train = load_split(
-        data.format,
-        &data.dir,
-        &data.train_split,
-        data.resize,
-        &progress_bar(0, options.quiet, "decode"),
-        data.bad_input_policy(),
-    )?;
+    let train = load_recipe_split(&recipe, &data.train_split, options.quiet)?;
     train.expect_classes(&state.class_names, &data.dir.join(&data.train_split))?;
     report_skipped(&[(&data.train_split, &train)], None)?;
     let data = RunData {

@@ -13,14 +13,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use alexnet_model::{Activation, AlexNet, ModelConfig, Precision, summary::summarize};
+use alexnet_model::{AlexNet, ModelConfig, Precision, summary::summarize};
 use alexnet_train::backend::device;
 use alexnet_train::sgd::PaperSgd;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use clap::Args;
 use serde::Serialize;
@@ -114,13 +113,6 @@ fn estimated_peak_gflops(threads: usize) -> f64 {
     threads as f64 * mhz / 1000.0 * 32.0
 }
 
-fn activate<const D: usize>(activation: Activation, x: Tensor<D>) -> Tensor<D> {
-    match activation {
-        Activation::Relu => relu(x),
-        Activation::Tanh => x.tanh(),
-    }
-}
-
 /// Median milliseconds of `run` over `iterations` after `warmup`.
 fn time_ms(warmup: usize, iterations: usize, mut run: impl FnMut()) -> f64 {
     for _ in 0..warmup {
@@ -165,6 +157,19 @@ fn time_layer<const D: usize>(
     });
 }
 
+/// Times `op` on `input` as one layer (a row of `rows`), then applies it: the next layer's input.
+fn timed_layer<const D: usize>(
+    rows: &mut Vec<LayerTime>,
+    name: String,
+    macs: usize,
+    input: Tensor<D>,
+    op: impl Fn(Tensor<D>) -> Tensor<D>,
+    args: &ModelBenchArgs,
+) -> Tensor<D> {
+    time_layer(rows, name, macs, &input, &op, args);
+    op(input.detach())
+}
+
 /// Every layer on its own, on an input of the shape it sees in the network.
 fn layer_times(
     model: &AlexNet,
@@ -173,7 +178,6 @@ fn layer_times(
     macs: &[(String, usize)],
 ) -> Vec<LayerTime> {
     let mut rows = Vec::new();
-    let activation = model.activation;
     // Layer names as `alexnet info` gives them (conv1.., fc6..fc8); the layers inside a block
     // take its number.
     let name_of =
@@ -183,37 +187,34 @@ fn layer_times(
     for (i, block) in model.features.iter().enumerate() {
         let conv = name_of(i, format!("conv{}", i + 1));
         let n = conv.trim_start_matches("conv").to_string();
-        time_layer(&mut rows, conv, macs_of(i), &x, |t| block.convolve(t), args);
-        x = activate(activation, block.convolve(x.detach()));
-        time_layer(
+        x = timed_layer(&mut rows, conv, macs_of(i), x, |t| block.convolve(t), args);
+        x = timed_layer(
             &mut rows,
             format!("relu{n}"),
             0,
-            &x,
-            |t| activate(activation, t),
+            x,
+            |t| model.activate(t),
             args,
         );
         if let Some(lrn) = &block.lrn {
-            time_layer(
+            x = timed_layer(
                 &mut rows,
                 format!("norm{n}"),
                 0,
-                &x,
+                x,
                 |t| lrn.forward(t),
                 args,
             );
-            x = lrn.forward(x.detach());
         }
         if block.pool.is_some() {
-            time_layer(
+            x = timed_layer(
                 &mut rows,
                 format!("pool{n}"),
                 0,
-                &x,
+                x,
                 |t| block.max_pool(t),
                 args,
             );
-            x = block.max_pool(x.detach());
         }
     }
     let mut h = x.detach().flatten::<2>(1, 3);
@@ -221,27 +222,25 @@ fn layer_times(
     for (j, block) in model.classifier.iter().enumerate() {
         let fc = name_of(convs + j, format!("fc{}", convs + j + 1));
         let n = fc.trim_start_matches("fc").to_string();
-        time_layer(
+        h = timed_layer(
             &mut rows,
             fc,
             macs_of(convs + j),
-            &h,
+            h,
             |t| block.linear.forward(t),
             args,
         );
-        h = block.linear.forward(h.detach());
         if j + 1 < model.classifier.len() {
-            h = activate(activation, h);
+            h = model.activate(h);
             if let Some(dropout) = &block.dropout {
-                time_layer(
+                h = timed_layer(
                     &mut rows,
                     format!("drop{n}"),
                     0,
-                    &h,
+                    h,
                     |t| dropout.forward(t),
                     args,
                 );
-                h = dropout.forward(h.detach());
             }
         }
     }
