@@ -4,15 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alexnet_data::{
-    BadInputPolicy, BatchLoader, DataFormat, DecodedSet, ImageFolder, Manifest, PatchSource,
-    ViewPlan, load_split, skipped_lines,
-};
-use alexnet_eval::evaluate;
-use alexnet_train::Checkpoint;
-use alexnet_train::backend::device;
-use alexnet_train::checkpoint::{model_from_checkpoint, resolve_checkpoint};
-use alexnet_train::trainer::progress_bar;
+use alexnet_data::progress_bar;
+use alexnet_data::{BadInputPolicy, BatchLoader, PatchSource, ViewPlan, skipped_lines};
+use alexnet_eval::{checkpoint_split, evaluate};
+use alexnet_run::Checkpoint;
+use alexnet_run::device;
+use alexnet_run::{model_from_checkpoint, resolve_checkpoint};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
@@ -70,33 +67,19 @@ pub fn run(args: EvalArgs) -> Result<()> {
             );
         }
     }
-    // --data is a split folder (`<class>/<image>`) or a prepared directory; without it, the
-    // checkpoint's own data set. --split picks the split of either of the latter.
-    let data = &first.recipe.data;
-    let split_name = args.split.clone().unwrap_or_else(|| data.val_split.clone());
-    let split = match &args.data {
-        Some(dir) if Manifest::is_prepared(dir) => dir.join(&split_name),
-        Some(dir) => dir.clone(),
-        None => data.dir.join(&split_name),
-    };
     let policy = BadInputPolicy::strict_if(args.strict);
-    let load_set = |side: usize| -> Result<Arc<dyn PatchSource>> {
-        let bar = progress_bar(0, args.quiet, "decode");
-        let set: Arc<dyn PatchSource> = match &args.data {
-            Some(dir) if Manifest::is_prepared(dir) => {
-                load_split(DataFormat::Shards, dir, &split_name, side, &bar, policy)?
-            }
-            Some(dir) => Arc::new(DecodedSet::load(
-                &ImageFolder::scan(dir)?,
-                side,
-                &bar,
-                policy,
-            )?),
-            None => load_split(data.format, &data.dir, &split_name, side, &bar, policy)?,
-        };
-        set.expect_classes(&first.class_names, &split)?;
+    let load_set = |side: usize| -> Result<(PathBuf, Arc<dyn PatchSource>)> {
+        let (origin, set) = checkpoint_split(
+            &first.recipe.data,
+            args.data.as_deref(),
+            args.split.as_deref(),
+            side,
+            &progress_bar(0, args.quiet, "decode"),
+            policy,
+        )?;
+        set.expect_classes(&first.class_names, &origin)?;
         warn_skipped(set.as_ref());
-        Ok(set)
+        Ok((origin, set))
     };
     let plan = if args.ten_crop {
         ViewPlan::TenCrop
@@ -106,6 +89,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
     let mut members = Vec::new();
     let mut decoded: Vec<(usize, Arc<dyn PatchSource>)> = Vec::new();
+    let mut split = PathBuf::new();
     for (path, checkpoint) in &checkpoints {
         let model = model_from_checkpoint(checkpoint, &device)
             .with_context(|| path.display().to_string())?;
@@ -113,7 +97,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let set = match decoded.iter().find(|(s, _)| *s == side) {
             Some((_, set)) => set.clone(),
             None => {
-                let set = load_set(side)?;
+                let (origin, set) = load_set(side)?;
+                split = origin;
                 decoded.push((side, set.clone()));
                 set
             }

@@ -8,9 +8,9 @@ use alexnet_data::decode::load_square_patch;
 use alexnet_data::{BadInputPolicy, BatchLoader, DecodedSet, ViewPlan};
 use alexnet_eval::predictions::model_probabilities;
 use alexnet_eval::top_k;
-use alexnet_train::Checkpoint;
-use alexnet_train::backend::device;
-use alexnet_train::checkpoint::{model_from_checkpoint, resolve_checkpoint};
+use alexnet_run::Checkpoint;
+use alexnet_run::device;
+use alexnet_run::{model_from_checkpoint, resolve_checkpoint};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 

@@ -8,9 +8,9 @@ use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use alexnet_data::progress_bar;
 use alexnet_data::shards::prepare::prepare;
 use alexnet_data::{BadInputPolicy, PatchEncoding, PrepareOptions, SourceFormat, skipped_lines};
-use alexnet_train::trainer::progress_bar;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::ProgressBar;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alexnet_data::Manifest;
-use alexnet_train::{PeerConfig, Recipe, TrainOptions, train};
+use alexnet_run::Recipe;
+use alexnet_train::{PeerConfig, TrainOptions, train};
 use anyhow::{Context, Result};
 use clap::Args;
 

@@ -38,7 +38,7 @@ fn bench_model_reports_every_layer_and_consistent_rates() {
         names,
         [
             "conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2", "conv3",
-            "relu3", "pool3", "fc7", "drop7", "fc8"
+            "relu3", "pool3", "fc7", "relu7", "drop7", "fc8"
         ]
     );
     let step = report["step_ms"].as_f64().unwrap();

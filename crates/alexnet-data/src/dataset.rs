@@ -167,6 +167,9 @@ impl PatchSource for DecodedSet {
     fn skipped(&self) -> &[SkippedFile] {
         &self.skipped
     }
+    fn name(&self, index: usize) -> String {
+        self.paths[index].display().to_string()
+    }
 }
 
 /// Split `split` of the data set in `dir` stored as `format`, as square patches of side `side`.

@@ -22,6 +22,10 @@ pub trait PatchSource: Send + Sync {
     fn patch(&self, index: usize) -> Result<Cow<'_, [u8]>, DataError>;
     /// Files left out of this split as bad input.
     fn skipped(&self) -> &[SkippedFile];
+    /// What image `index` is called where it came from (its file, or its record's source name).
+    fn name(&self, index: usize) -> String {
+        format!("#{index}")
+    }
 
     /// Checks that this split (read from `origin`) has exactly the classes `expected`, in order:
     /// a validation split against its training split, or a split against a checkpoint.

@@ -5,11 +5,14 @@
 //! - [`predictions`]: softmax of a model over a batch, averaged over views (10-crop) and over models
 //!   (ensembles, "averaging the predictions of five similar CNNs").
 //! - [`report`]: one pass over a split: errors, per-class accuracy, confusion matrix.
+//! - [`split`]: which images a checkpoint is evaluated on.
 
 pub mod predictions;
 pub mod report;
+pub mod split;
 pub mod topk;
 
 pub use predictions::{average_views, ensemble_probabilities, softmax_rows};
-pub use report::{EvalReport, evaluate};
+pub use report::{EvalReport, ImageOutcome, evaluate};
+pub use split::checkpoint_split;
 pub use topk::{top_k, top_k_error};

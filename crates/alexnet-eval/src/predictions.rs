@@ -4,7 +4,8 @@
 
 use alexnet_data::Batch;
 use alexnet_model::AlexNet;
-use burn::tensor::{Device, Tensor, TensorData};
+use alexnet_run::batch_images;
+use burn::tensor::Device;
 
 /// Row-wise softmax of `[n, classes]` logits, stable against large logits.
 pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
@@ -30,14 +31,9 @@ pub fn average_views(probabilities: &[f32], classes: usize, views: usize) -> Vec
         .collect()
 }
 
-/// The batch as a tensor on `device`.
-pub fn batch_tensor(batch: &Batch, device: &Device) -> Tensor<4> {
-    Tensor::from_data(TensorData::new(batch.images.clone(), batch.shape()), device)
-}
-
 /// `[batch.len(), classes]` probabilities of one model (in evaluation mode), views averaged.
 pub fn model_probabilities(model: &AlexNet, batch: &Batch, device: &Device) -> Vec<f32> {
-    let logits = model.forward(batch_tensor(batch, device));
+    let logits = model.forward(batch_images(batch, device));
     let [_, classes] = logits.dims();
     let logits = logits
         .into_data()

@@ -7,7 +7,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::predictions::ensemble_probabilities;
-use crate::topk::{in_top_k, top_k};
+use crate::topk::top_k;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
@@ -19,6 +19,29 @@ pub struct EvalReport {
     pub per_class_accuracy: Vec<f64>,
     /// `confusion[true][predicted]`.
     pub confusion: Vec<Vec<usize>>,
+    /// Every image's label and most probable classes, in the split's order (not in `--json`: for
+    /// ImageNet's 50,000 validation images it would be most of the file).
+    #[serde(skip)]
+    pub outcomes: Vec<ImageOutcome>,
+}
+
+/// What the network made of one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageOutcome {
+    /// Position in the split.
+    pub index: usize,
+    pub label: usize,
+    /// The five (or, with fewer classes, all) most probable classes, most probable first, with
+    /// their probabilities.
+    pub top: Vec<(usize, f32)>,
+}
+
+impl ImageOutcome {
+    pub fn is_right(&self) -> bool {
+        self.top
+            .first()
+            .is_some_and(|&(class, _)| class == self.label)
+    }
 }
 
 /// Evaluates an ensemble (one model is an ensemble of one; each in evaluation mode, each with a
@@ -35,6 +58,7 @@ pub fn evaluate(
     let k5 = classes.min(5);
     let mut confusion = vec![vec![0usize; classes]; classes];
     let (mut top1_misses, mut top5_misses, mut images) = (0usize, 0usize, 0usize);
+    let mut outcomes = Vec::with_capacity(loader.set.len());
     progress.set_length(loader.set.len() as u64);
     let mut streams: Vec<_> = members
         .iter()
@@ -49,11 +73,21 @@ pub fn evaluate(
         let pairs: Vec<_> = members.iter().map(|(m, _)| m).zip(&batches).collect();
         let probabilities = ensemble_probabilities(&pairs, device);
         let batch = &batches[0];
-        for (row, &label) in probabilities.chunks_exact(classes).zip(&batch.labels) {
-            let best = top_k(row, 1)[0];
+        for ((row, &label), &index) in probabilities
+            .chunks_exact(classes)
+            .zip(&batch.labels)
+            .zip(&batch.indices)
+        {
+            let top = top_k(row, k5);
+            let best = top[0];
             confusion[label][best] += 1;
             top1_misses += usize::from(best != label);
-            top5_misses += usize::from(!in_top_k(row, label, k5));
+            top5_misses += usize::from(!top.contains(&label));
+            outcomes.push(ImageOutcome {
+                index,
+                label,
+                top: top.iter().map(|&class| (class, row[class])).collect(),
+            });
         }
         images += batch.len();
         progress.inc(batch.len() as u64);
@@ -79,5 +113,6 @@ pub fn evaluate(
         class_names,
         per_class_accuracy,
         confusion,
+        outcomes,
     })
 }

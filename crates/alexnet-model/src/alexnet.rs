@@ -19,6 +19,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::config::{Activation, Arch, ModelConfig, ModelError, Precision};
 use crate::conv_op::ConvBackend;
+use crate::layers::{Activations, Layer};
 use crate::lrn::LocalResponseNorm;
 use crate::pool_op::PoolBackend;
 
@@ -328,37 +329,27 @@ impl AlexNet {
 
     /// `[B, 3, S, S]` -> `[B, 256, 6, 6]` for the paper's net: conv, non-linearity, LRN, pool.
     pub fn features(&self, images: Tensor<4>) -> Tensor<4> {
-        self.features.iter().fold(images, |x, block| {
-            let mut x = self.activate(block.convolve(x));
-            if let Some(lrn) = &block.lrn {
-                x = lrn.forward(x);
-            }
-            block.max_pool(x)
-        })
+        let layers = self.layers();
+        let flatten = layers
+            .iter()
+            .position(|l| matches!(l.layer, Layer::Flatten))
+            .expect("a network flattens its maps before the classifier");
+        self.run(&layers[..flatten], Activations::Maps(images))
+            .into_maps()
     }
 
     /// `[B, 3, S, S]` -> the last hidden layer `[B, 4096]` (Section 6.1 compares images by it).
     pub fn last_hidden(&self, images: Tensor<4>) -> Tensor<2> {
-        let hidden = self.classifier.len() - 1;
-        self.classifier[..hidden]
-            .iter()
-            .fold(self.features(images).flatten(1, 3), |x, block| {
-                self.fc_block(block, x)
-            })
+        let layers = self.layers();
+        self.run(&layers[..layers.len() - 1], Activations::Maps(images))
+            .into_rows()
     }
 
-    fn fc_block(&self, block: &FcBlock, x: Tensor<2>) -> Tensor<2> {
-        let x = self.activate(block.linear.forward(x));
-        match &block.dropout {
-            Some(dropout) => dropout.forward(x),
-            None => x,
-        }
-    }
-
-    /// `[B, 3, S, S]` -> logits `[B, classes]` (the softmax is in the loss and in evaluation).
+    /// `[B, 3, S, S]` -> logits `[B, classes]` (the softmax is in the loss and in evaluation):
+    /// every layer of [`AlexNet::layers`] in turn.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let last = self.classifier.last().expect("a network has a last layer");
-        last.linear.forward(self.last_hidden(images))
+        self.run(&self.layers(), Activations::Maps(images))
+            .into_rows()
     }
 }
 
@@ -411,6 +402,52 @@ mod tests {
         let model = AlexNet::new(&ModelConfig::new(Arch::Alexnet, 7), &device).unwrap();
         let logits = model.forward(Tensor::zeros([2, 3, 224, 224], &device));
         assert_eq!(logits.dims(), [2, 7]);
+    }
+
+    #[test]
+    fn the_layer_list_reads_like_figure_2_and_is_the_forward_pass() {
+        let device = Device::flex();
+        let model = AlexNet::new(&ModelConfig::new(Arch::Alexnet, 7), &device).unwrap();
+        let names: Vec<String> = model.layers().into_iter().map(|l| l.name).collect();
+        assert_eq!(
+            names.join(" "),
+            "conv1 relu1 norm1 pool1 conv2 relu2 norm2 pool2 conv3 relu3 conv4 relu4 conv5 relu5 \
+             pool5 flatten fc6 relu6 drop6 fc7 relu7 drop7 fc8"
+        );
+        let cifar = AlexNet::new(&ModelConfig::new(Arch::AlexnetCifar, 10), &device).unwrap();
+        let names: Vec<String> = cifar.layers().into_iter().map(|l| l.name).collect();
+        assert_eq!(
+            names[names.len() - 5..],
+            ["flatten", "fc7", "relu7", "drop7", "fc8"]
+        );
+
+        // The forward pass written out by hand, block by block, in evaluation mode.
+        let model = cifar.valid();
+        let images =
+            Tensor::<4>::random([2, 3, 32, 32], burn::tensor::Distribution::Default, &device);
+        let mut x = images.clone();
+        for block in &model.features {
+            x = relu(block.convolve(x));
+            if let Some(lrn) = &block.lrn {
+                x = lrn.forward(x);
+            }
+            x = block.max_pool(x);
+        }
+        let hidden: Tensor<2> = relu(model.classifier[0].linear.forward(x.flatten(1, 3)));
+        let logits = model.classifier[1].linear.forward(hidden.clone());
+        let by_hand = logits.into_data().try_to_vec::<f32>().unwrap();
+        let forward = model
+            .forward(images.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(forward, by_hand);
+        let last_hidden = model
+            .last_hidden(images)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(last_hidden, hidden.into_data().try_to_vec::<f32>().unwrap());
     }
 
     #[test]

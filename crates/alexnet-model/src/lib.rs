@@ -3,6 +3,7 @@
 //! - [`config`]: the switches the paper's experiments turn (activation, LRN, pooling, dropout, towers).
 //! - [`lrn`]: local response normalization, Section 3.3.
 //! - [`alexnet`]: the layer tables of the three variants and the network built from them.
+//! - [`layers`]: the network as its list of layers, which the forward pass runs in turn.
 //! - [`summary`]: layer shapes, parameter counts and multiply-adds (`alexnet info`).
 //!
 //! On the CPU backend (flex) the heavy layers are our own kernels, added to flex through Burn's
@@ -16,6 +17,7 @@ pub mod config;
 pub mod conv_im2col;
 pub mod conv_op;
 mod flex_values;
+pub mod layers;
 pub mod lrn;
 pub mod lrn_kernel;
 pub mod lrn_op;
@@ -25,4 +27,5 @@ pub mod summary;
 
 pub use alexnet::AlexNet;
 pub use config::{Activation, Arch, ModelConfig, ModelError, Pooling, Precision};
+pub use layers::{Activations, Layer, NamedLayer};
 pub use lrn::LocalResponseNorm;

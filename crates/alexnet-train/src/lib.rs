@@ -1,24 +1,24 @@
-//! Section 5 of the paper, "Details of learning", as code.
+//! Section 5 of the paper, "Details of learning", as code. The recipe, checkpoints and metrics
+//! of a run live below this crate, in `alexnet-run`.
 //!
-//! - [`recipe`]: every number of a run; the defaults are the paper's.
+//! - [`trainer`]: the loop: epoch, validation, schedule, checkpoint, metrics.
+//! - [`step`]: one SGD step (forward, loss, backward, update) and one epoch of them.
 //! - [`sgd`]: the paper's update rule, momentum and weight decay as written there.
-//! - [`schedule`]: divide the learning rate by 10 when validation error stops improving.
-//! - [`trainer`]: the loop: batches, forward, backward, update, validation, checkpoint, metrics.
-//! - [`checkpoint`], [`metrics`]: what a run leaves on disk.
-//! - [`peers`], [`data_parallel`]: one network trained by several processes, each on its share of
-//!   every batch.
+//! - [`start`]: a new run or a resumed one, on rank 0 and on the others.
+//! - [`run_data`]: the training and validation sets and their statistics.
+//! - [`peers`], [`messages`], [`data_parallel`]: one network trained by several processes, each
+//!   on its share of every batch.
 
-pub mod backend;
-pub mod checkpoint;
 pub mod data_parallel;
-pub mod metrics;
+pub mod error;
+pub mod messages;
 pub mod peers;
-pub mod recipe;
-pub mod schedule;
+pub mod run_data;
 pub mod sgd;
+pub mod start;
+pub mod step;
 pub mod trainer;
 
-pub use checkpoint::Checkpoint;
+pub use error::TrainError;
 pub use peers::{PeerConfig, Peers};
-pub use recipe::Recipe;
-pub use trainer::{TrainError, TrainOptions, train};
+pub use trainer::{TrainOptions, train};

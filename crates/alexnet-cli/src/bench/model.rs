@@ -13,14 +13,16 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use alexnet_model::{AlexNet, ModelConfig, Precision, summary::summarize};
-use alexnet_train::backend::device;
+use alexnet_data::Batch;
+use alexnet_model::{Activations, AlexNet, Layer, ModelConfig, Precision, summary::summarize};
+use alexnet_run::{LrSchedule, Progress, device};
+use alexnet_train::Peers;
 use alexnet_train::sgd::PaperSgd;
+use alexnet_train::step::{Devices, Learner, train_step};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::GradientsParams;
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor};
 use clap::Args;
 use serde::Serialize;
 
@@ -128,121 +130,43 @@ fn time_ms(warmup: usize, iterations: usize, mut run: impl FnMut()) -> f64 {
     median(times)
 }
 
-/// Forces a tensor's computation to finish (flex is eager; this also covers lazy backends).
-fn sync<const D: usize>(x: Tensor<D>) {
+/// Forces a computation to finish (flex is eager; this also covers lazy backends).
+fn sync(x: Activations) {
     let _ = x.sum().into_scalar::<f32>();
 }
 
-/// Times one layer on its own: `op` forward, and forward + backward of the sum of its output, on
-/// a copy of `input` that asks for its gradient.
-fn time_layer<const D: usize>(
-    rows: &mut Vec<LayerTime>,
-    name: String,
-    macs: usize,
-    input: &Tensor<D>,
-    op: impl Fn(Tensor<D>) -> Tensor<D>,
-    args: &ModelBenchArgs,
-) {
-    let input = input.clone().detach().require_grad();
-    let iterations = args.iterations.max(1);
-    let forward_ms = time_ms(1, iterations, || sync(op(input.clone())));
-    let forward_backward_ms = time_ms(1, iterations, || {
-        let _ = op(input.clone()).sum().backward();
-    });
-    rows.push(LayerTime {
-        name,
-        forward_ms,
-        forward_backward_ms,
-        forward_gflops: 2.0 * macs as f64 * args.batch_size as f64 / (forward_ms * 1e6),
-    });
-}
-
-/// Times `op` on `input` as one layer (a row of `rows`), then applies it: the next layer's input.
-fn timed_layer<const D: usize>(
-    rows: &mut Vec<LayerTime>,
-    name: String,
-    macs: usize,
-    input: Tensor<D>,
-    op: impl Fn(Tensor<D>) -> Tensor<D>,
-    args: &ModelBenchArgs,
-) -> Tensor<D> {
-    time_layer(rows, name, macs, &input, &op, args);
-    op(input.detach())
-}
-
-/// Every layer on its own, on an input of the shape it sees in the network.
+/// Every layer of the network's own list ([`AlexNet::layers`]) timed on its own, on an input of
+/// the shape it sees in the network: forward, and forward plus backward of the sum of its output.
 fn layer_times(
     model: &AlexNet,
     input: Tensor<4>,
     args: &ModelBenchArgs,
     macs: &[(String, usize)],
 ) -> Vec<LayerTime> {
+    let iterations = args.iterations.max(1);
     let mut rows = Vec::new();
-    // Layer names as `alexnet info` gives them (conv1.., fc6..fc8); the layers inside a block
-    // take its number.
-    let name_of =
-        |index: usize, fallback: String| macs.get(index).map_or(fallback, |m| m.0.clone());
-    let macs_of = |index: usize| macs.get(index).map_or(0, |m| m.1);
-    let mut x = input;
-    for (i, block) in model.features.iter().enumerate() {
-        let conv = name_of(i, format!("conv{}", i + 1));
-        let n = conv.trim_start_matches("conv").to_string();
-        x = timed_layer(&mut rows, conv, macs_of(i), x, |t| block.convolve(t), args);
-        x = timed_layer(
-            &mut rows,
-            format!("relu{n}"),
-            0,
-            x,
-            |t| model.activate(t),
-            args,
-        );
-        if let Some(lrn) = &block.lrn {
-            x = timed_layer(
-                &mut rows,
-                format!("norm{n}"),
-                0,
-                x,
-                |t| lrn.forward(t),
-                args,
-            );
+    let mut x = Activations::Maps(input);
+    for named in model.layers() {
+        let input = x.detached_with_grad();
+        let layer = named.layer;
+        // Flattening is a view, not a layer Caffe times.
+        if !matches!(layer, Layer::Flatten) {
+            let forward_ms = time_ms(1, iterations, || sync(model.apply(layer, input.clone())));
+            let forward_backward_ms = time_ms(1, iterations, || {
+                let _ = model.apply(layer, input.clone()).sum().backward();
+            });
+            let macs = macs
+                .iter()
+                .find(|(name, _)| *name == named.name)
+                .map_or(0, |m| m.1);
+            rows.push(LayerTime {
+                name: named.name,
+                forward_ms,
+                forward_backward_ms,
+                forward_gflops: 2.0 * macs as f64 * args.batch_size as f64 / (forward_ms * 1e6),
+            });
         }
-        if block.pool.is_some() {
-            x = timed_layer(
-                &mut rows,
-                format!("pool{n}"),
-                0,
-                x,
-                |t| block.max_pool(t),
-                args,
-            );
-        }
-    }
-    let mut h = x.detach().flatten::<2>(1, 3);
-    let convs = model.features.len();
-    for (j, block) in model.classifier.iter().enumerate() {
-        let fc = name_of(convs + j, format!("fc{}", convs + j + 1));
-        let n = fc.trim_start_matches("fc").to_string();
-        h = timed_layer(
-            &mut rows,
-            fc,
-            macs_of(convs + j),
-            h,
-            |t| block.linear.forward(t),
-            args,
-        );
-        if j + 1 < model.classifier.len() {
-            h = model.activate(h);
-            if let Some(dropout) = &block.dropout {
-                h = timed_layer(
-                    &mut rows,
-                    format!("drop{n}"),
-                    0,
-                    h,
-                    |t| dropout.forward(t),
-                    args,
-                );
-            }
-        }
+        x = model.apply(layer, input);
     }
     rows
 }
@@ -268,33 +192,54 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         other => bail!("--mode {other}: expected train or inference"),
     };
     let plain: Device = device(&args.backend, 0)?;
-    let autodiff = plain.clone().autodiff();
     plain.seed(0);
-    let run_device = if training { &autodiff } else { &plain };
-    let model = AlexNet::new(&config, run_device)?;
-    let images = Tensor::<4>::random(
-        [n, 3, side, side],
-        Distribution::Normal(0.0, 50.0),
-        run_device,
-    );
-    let labels: Vec<i64> = (0..n).map(|i| (i % args.classes) as i64).collect();
-    let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), run_device);
-
+    let images = Tensor::<4>::random([n, 3, side, side], Distribution::Normal(0.0, 50.0), &plain);
     let step_ms = if training {
-        let loss_function = CrossEntropyLossConfig::new().init(run_device);
-        let mut sgd = PaperSgd::new(0.9, 5e-4);
-        let mut slot = Some(model.clone());
-        time_ms(args.warmup, args.iterations, || {
-            let model = slot.take().expect("the model is put back after each step");
-            let logits = model.forward(images.clone());
-            let loss = loss_function.forward(logits, targets.clone());
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            slot = Some(sgd.step(0.01, model, grads));
-        })
+        // The trainer's own step (`alexnet_train::step::train_step`) on a fixed batch.
+        let devices = Devices::new(plain.clone());
+        let batch = Batch {
+            images: images
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32 images"),
+            labels: (0..n).map(|i| i % args.classes).collect(),
+            indices: (0..n).collect(),
+            views_per_image: 1,
+            crop: side,
+            global_len: n,
+        };
+        let loss_function = CrossEntropyLossConfig::new().init(&devices.autodiff);
+        let mut peers = Peers::alone();
+        let mut slot = Some(Learner {
+            model: AlexNet::new(&config, &devices.autodiff)?,
+            sgd: PaperSgd::new(0.9, 5e-4),
+            // The update's arithmetic is the same at any rate; at a rate of 0 the weights stay
+            // those of the first step, so random images cannot drive the loss to infinity.
+            progress: Progress {
+                epochs_done: 0,
+                step: 0,
+                schedule: LrSchedule::new(0.0),
+                wall_seconds: 0.0,
+            },
+        });
+        let mut failure = None;
+        let ms = time_ms(args.warmup, args.iterations, || {
+            let learner = slot
+                .take()
+                .expect("the learner is put back after each step");
+            match train_step(learner, batch.clone(), &loss_function, &mut peers, &devices) {
+                Ok((learner, _)) => slot = Some(learner),
+                Err(e) => failure = Some(e),
+            }
+        });
+        if let Some(e) = failure {
+            bail!("the benchmark's training step failed: {e}");
+        }
+        ms
     } else {
-        let model = model.valid();
+        let model = AlexNet::new(&config, &plain)?.valid();
         time_ms(args.warmup, args.iterations, || {
-            sync(model.forward(images.clone()));
+            let _ = model.forward(images.clone()).sum().into_scalar::<f32>();
         })
     };
     let macs: Vec<(String, usize)> = summary
@@ -303,6 +248,7 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         .map(|l| (l.name.clone(), l.multiply_adds))
         .collect();
     let layers = if args.layers {
+        let autodiff = plain.clone().autodiff();
         let input = Tensor::<4>::random(
             [n, 3, side, side],
             Distribution::Normal(0.0, 50.0),

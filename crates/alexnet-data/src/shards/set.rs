@@ -190,4 +190,7 @@ impl PatchSource for ShardSet {
     fn skipped(&self) -> &[SkippedFile] {
         &self.skipped
     }
+    fn name(&self, index: usize) -> String {
+        ShardSet::name(self, index).to_string()
+    }
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use alexnet_data::tensor_file::{tensors_from_bytes, tensors_to_bytes};
-use alexnet_data::{DatasetStats, write_atomic};
+use alexnet_data::{DatasetStats, link_atomic, write_atomic};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -30,10 +30,32 @@ type TensorGroups = HashMap<String, Vec<NamedTensor>>;
 pub enum CheckpointError {
     #[error("{path}: cannot write checkpoint: {reason}")]
     Write { path: PathBuf, reason: String },
-    #[error("{path}: not a readable alexnet checkpoint: {reason}")]
-    Read { path: PathBuf, reason: String },
+    #[error("{path}: cannot read: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{path}: not a readable alexnet checkpoint: {problem}")]
+    Invalid {
+        path: PathBuf,
+        problem: CheckpointFormatError,
+    },
     #[error("checkpoint does not fit the model: {0}")]
     Mismatch(String),
+}
+
+/// What is wrong with a checkpoint's bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointFormatError {
+    #[error("{0}")]
+    Safetensors(String),
+    #[error("its metadata `format` is not {FORMAT}")]
+    Format,
+    #[error("its metadata has no `{0}`")]
+    MissingField(&'static str),
+    #[error("its metadata `{field}` cannot be read: {reason}")]
+    BadField { field: &'static str, reason: String },
+    #[error("tensor `{0}` belongs to no group (model., velocity., stats.)")]
+    Ungrouped(String),
+    #[error("its statistics: {0}")]
+    Stats(String),
 }
 
 pub use alexnet_data::NamedTensor;
@@ -185,10 +207,11 @@ pub fn velocities_from_named(named: &[NamedTensor], device: &Device) -> HashMap<
 
 /// A checkpoint's metadata and its tensors by group (`model.conv1...` is `conv1...` in group
 /// `model`), from its bytes.
-fn group_tensors(bytes: &[u8]) -> Result<(Metadata, TensorGroups), String> {
-    let (metadata, tensors) = tensors_from_bytes(bytes)?;
+fn group_tensors(bytes: &[u8]) -> Result<(Metadata, TensorGroups), CheckpointFormatError> {
+    let (metadata, tensors) =
+        tensors_from_bytes(bytes).map_err(CheckpointFormatError::Safetensors)?;
     if metadata.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(format!("format is not {FORMAT}"));
+        return Err(CheckpointFormatError::Format);
     }
     let mut groups: TensorGroups = HashMap::new();
     for mut tensor in tensors {
@@ -196,23 +219,15 @@ fn group_tensors(bytes: &[u8]) -> Result<(Metadata, TensorGroups), String> {
             .name
             .split_once('.')
             .map(|(g, r)| (g.to_string(), r.to_string()))
-            .ok_or_else(|| format!("unexpected tensor {}", tensor.name))?;
+            .ok_or_else(|| CheckpointFormatError::Ungrouped(tensor.name.clone()))?;
         tensor.name = rest;
         groups.entry(group).or_default().push(tensor);
     }
+    // The file's tensors come in no fixed order: give each group one, by name.
+    for tensors in groups.values_mut() {
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     Ok((metadata, groups))
-}
-
-/// Copies a finished checkpoint file to `to`, as atomically as [`Checkpoint::save`] writes one.
-pub fn copy_checkpoint(from: &Path, to: &Path) -> Result<(), CheckpointError> {
-    let temporary = to.with_extension("safetensors.tmp");
-    std::fs::copy(from, &temporary)
-        .and_then(|_| std::fs::File::open(&temporary)?.sync_all())
-        .and_then(|_| std::fs::rename(&temporary, to))
-        .map_err(|e| CheckpointError::Write {
-            path: to.to_path_buf(),
-            reason: e.to_string(),
-        })
 }
 
 impl Checkpoint {
@@ -221,21 +236,32 @@ impl Checkpoint {
             path: path.to_path_buf(),
             reason,
         };
-        write_atomic(path, &self.to_bytes().map_err(write_error)?)
-            .map_err(|e| write_error(e.to_string()))
+        let bytes = self.to_bytes().map_err(|e| write_error(e.to_string()))?;
+        write_atomic(path, &bytes).map_err(|e| write_error(e.to_string()))
+    }
+
+    /// Makes `to` a copy of the checkpoint file `from` (a hard link where the filesystem allows:
+    /// `best.safetensors` costs no second write of the weights).
+    pub fn link(from: &Path, to: &Path) -> Result<(), CheckpointError> {
+        link_atomic(from, to).map_err(|e| CheckpointError::Write {
+            path: to.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let read_error = |reason: String| CheckpointError::Read {
+        let bytes = std::fs::read(path).map_err(|e| CheckpointError::Unreadable {
             path: path.to_path_buf(),
-            reason,
-        };
-        let bytes = std::fs::read(path).map_err(|e| read_error(e.to_string()))?;
-        Self::from_bytes(&bytes).map_err(read_error)
+            reason: e.to_string(),
+        })?;
+        Self::from_bytes(&bytes).map_err(|problem| CheckpointError::Invalid {
+            path: path.to_path_buf(),
+            problem,
+        })
     }
 
     /// The file's bytes (also what rank 0 of a data-parallel run sends the others to start from).
-    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointFormatError> {
         let metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("recipe".to_string(), self.recipe.to_toml()),
@@ -258,24 +284,30 @@ impl Checkpoint {
             .iter()
             .flat_map(|(prefix, tensors)| tensors.iter().map(|t| t.borrowed(prefix)))
             .collect();
-        tensors_to_bytes(&tensors, metadata)
+        tensors_to_bytes(&tensors, metadata).map_err(CheckpointFormatError::Safetensors)
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CheckpointFormatError> {
         let (metadata, mut groups) = group_tensors(bytes)?;
-        let field = |key: &str| {
+        let field = |key: &'static str| {
             metadata
                 .get(key)
-                .cloned()
-                .ok_or_else(|| format!("metadata has no `{key}`"))
+                .ok_or(CheckpointFormatError::MissingField(key))
         };
-        let recipe = Recipe::from_toml(&field("recipe")?, "checkpoint recipe", &[])
-            .map_err(|e| e.to_string())?;
+        let bad = |field: &'static str| {
+            move |e: &dyn std::fmt::Display| CheckpointFormatError::BadField {
+                field,
+                reason: e.to_string(),
+            }
+        };
+        let recipe = Recipe::from_toml(field("recipe")?, "checkpoint recipe", &[])
+            .map_err(|e| bad("recipe")(&e))?;
         let class_names: Vec<String> =
-            serde_json::from_str(&field("class_names")?).map_err(|e| e.to_string())?;
+            serde_json::from_str(field("class_names")?).map_err(|e| bad("class_names")(&e))?;
         let progress: Progress =
-            serde_json::from_str(&field("progress")?).map_err(|e| e.to_string())?;
-        let stats = DatasetStats::from_tensors(&groups.remove("stats").unwrap_or_default())?;
+            serde_json::from_str(field("progress")?).map_err(|e| bad("progress")(&e))?;
+        let stats = DatasetStats::from_tensors(&groups.remove("stats").unwrap_or_default())
+            .map_err(CheckpointFormatError::Stats)?;
         Ok(Self {
             recipe,
             class_names,

@@ -1,0 +1,102 @@
+//! Per-epoch metrics, one JSON object per line in `metrics.jsonl` (appended, never rewritten).
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub step: u64,
+    /// Learning rate used during the epoch.
+    pub lr: f64,
+    pub train_loss: f64,
+    /// Top-1 error on the augmented training batches, as they were trained on.
+    pub train_top1_error: f64,
+    pub val_top1_error: f64,
+    pub val_top5_error: f64,
+    /// Training images per second over the epoch (forward, backward, update).
+    pub images_per_second: f64,
+    pub epoch_seconds: f64,
+    /// Wall time of the run so far, across resumes.
+    pub wall_seconds: f64,
+}
+
+pub fn append(path: &Path, metrics: &EpochMetrics) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(
+        file,
+        "{}",
+        serde_json::to_string(metrics).expect("metrics serialize")
+    )?;
+    file.sync_data()
+}
+
+/// The epochs recorded in `path`, in epoch order. A last line without its newline is a line
+/// still being written (the run is training) and is left out; any other unreadable line is an
+/// error naming its line number. Should an epoch appear twice, its later line counts.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    let mut by_epoch = std::collections::BTreeMap::new();
+    for (number, line) in complete.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let metrics: EpochMetrics = serde_json::from_str(line)
+            .map_err(|e| format!("line {}: not an epoch's metrics: {e}", number + 1))?;
+        by_epoch.insert(metrics.epoch, metrics);
+    }
+    Ok(by_epoch.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(epoch: usize, val_top1_error: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            step: 10 * epoch as u64,
+            lr: 0.01,
+            train_loss: 1.0,
+            train_top1_error: 0.5,
+            val_top1_error,
+            val_top5_error: 0.1,
+            images_per_second: 50.0,
+            epoch_seconds: 3.0,
+            wall_seconds: 3.0 * epoch as f64,
+        }
+    }
+
+    #[test]
+    fn metrics_are_read_back_in_order_without_a_half_written_line() {
+        let dir = std::env::temp_dir().join(format!("alexnet-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        for e in [epoch(1, 0.5), epoch(2, 0.4)] {
+            append(&path, &e).unwrap();
+        }
+        // A line being written by a run still training: no newline yet.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"epoch\": 3, \"st");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(
+            read_metrics(&path).unwrap(),
+            vec![epoch(1, 0.5), epoch(2, 0.4)]
+        );
+
+        // A broken line in the middle is an error with its number.
+        std::fs::write(&path, text.replace("{\"epoch\": 3, \"st", "garbage\n")).unwrap();
+        let err = read_metrics(&path).unwrap_err();
+        assert!(err.starts_with("line 3:"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
