@@ -1,6 +1,7 @@
 //! `alexnet demo`: the whole system in a minute on two cores. Trains `alexnet-cifar` on the 500
 //! CIFAR-10 images committed under `fixtures/cifar10-mini`, evaluates it on the 100 test images
-//! (centre crop and 10-crop), and predicts the labels of a few of them.
+//! (centre crop and 10-crop), predicts the labels of a few of them, and writes the run's report
+//! (`runs/demo/report/report.html`).
 
 use std::path::PathBuf;
 
@@ -84,6 +85,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut predict = vec!["predict".to_string(), run_dir.clone()];
     predict.extend(sample);
     steps.push(("predict", predict));
+    steps.push(("report", vec!["report".into(), run_dir.clone()]));
     for (what, step) in steps {
         println!("\n== alexnet {}", step.join(" "));
         let status = std::process::Command::new(&exe).args(&step).status()?;

@@ -7,8 +7,10 @@ mod bench;
 mod demo;
 mod eval;
 mod info;
+mod neighbours;
 mod predict;
 mod prepare;
+mod report;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +44,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// The five most probable labels of each image.
     Predict(predict::PredictArgs),
+    /// One HTML page of what a run learned: curves, confusion matrix, conv1 kernels, predictions, neighbours.
+    Report(report::ReportArgs),
+    /// The training images nearest to each image in the last hidden layer (Figure 4).
+    Neighbours(neighbours::NeighboursArgs),
     /// Measure speed: `bench data` (decode and augmentation), `bench model` (training and inference steps).
     Bench(bench::BenchArgs),
     /// Train the small CIFAR model on the images committed in fixtures/, then evaluate and predict.
@@ -56,6 +62,8 @@ fn main() {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Neighbours(args) => neighbours::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     };
