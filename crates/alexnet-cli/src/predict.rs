@@ -13,6 +13,7 @@ use alexnet_run::device;
 use alexnet_run::{model_from_checkpoint, resolve_checkpoint};
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use serde::Serialize;
 
 #[derive(Args)]
 pub struct PredictArgs {
@@ -35,6 +36,23 @@ pub struct PredictArgs {
     /// Stop at the first unusable image instead of skipping it with a warning.
     #[arg(long)]
     strict: bool,
+    /// Also write the predictions as JSON to this file (`[{image, top: [{class, label,
+    /// probability}]}]`).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    image: String,
+    top: Vec<Ranked>,
+}
+
+#[derive(Serialize)]
+struct Ranked {
+    class: usize,
+    label: String,
+    probability: f32,
 }
 
 /// Reads `wnid words...` lines into a map from the folder name to its words.
@@ -106,18 +124,39 @@ pub fn run(args: PredictArgs) -> Result<()> {
     )?;
     let classes = checkpoint.class_names.len();
     let mut image_paths = images.into_iter();
+    let mut predictions = Vec::new();
     for batch in loader.epoch(0, 0) {
         let batch = batch?;
         let probabilities = model_probabilities(&model, &batch, &device);
         for row in probabilities.chunks_exact(classes) {
-            println!(
-                "{}",
-                image_paths.next().expect("one row per image").display()
-            );
-            for class in top_k(row, args.top.min(classes)) {
-                println!("  {:>6.2}%  {}", 100.0 * row[class], label(class));
+            let image = image_paths.next().expect("one row per image");
+            if row.iter().any(|p| !p.is_finite()) {
+                bail!(
+                    "{}: the network's output is not a number (are the checkpoint's weights finite?)",
+                    image.display()
+                );
             }
+            println!("{}", image.display());
+            let top: Vec<Ranked> = top_k(row, args.top.min(classes))
+                .into_iter()
+                .map(|class| Ranked {
+                    class,
+                    label: label(class),
+                    probability: row[class],
+                })
+                .collect();
+            for ranked in &top {
+                println!("  {:>6.2}%  {}", 100.0 * ranked.probability, ranked.label);
+            }
+            predictions.push(Prediction {
+                image: image.display().to_string(),
+                top,
+            });
         }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&predictions)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use alexnet_data::progress_bar;
 use alexnet_data::shards::prepare::prepare;
-use alexnet_data::{BadInputPolicy, PatchEncoding, PrepareOptions, SourceFormat, skipped_lines};
+use alexnet_data::{BadInputPolicy, DataFormat, PatchEncoding, PrepareOptions, skipped_lines};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::ProgressBar;
@@ -49,7 +49,7 @@ pub struct PrepareArgs {
 
 pub fn run(args: PrepareArgs) -> Result<()> {
     let format = match &args.format {
-        Some(name) => Some(name.parse::<SourceFormat>().map_err(anyhow::Error::msg)?),
+        Some(name) => Some(name.parse::<DataFormat>()?),
         None => None,
     };
     let encoding = match args.jpeg {

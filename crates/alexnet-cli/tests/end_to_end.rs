@@ -86,12 +86,15 @@ fn training_lowers_the_loss_and_beats_chance_then_eval_and_predict_work() {
     let image = test_split.join("ship/0000.jpg");
     let words = run.join("words.txt");
     std::fs::write(&words, "ship a vessel on water\n").unwrap();
+    let predictions = run.join("predictions.json");
     let predict = alexnet(&[
         "predict",
         run.to_str().unwrap(),
         image.to_str().unwrap(),
         "--synset-words",
         words.to_str().unwrap(),
+        "--json",
+        predictions.to_str().unwrap(),
     ]);
     assert!(predict.status.success(), "{}", stderr(&predict));
     let text = stdout(&predict);
@@ -110,6 +113,16 @@ fn training_lowers_the_loss_and_beats_chance_then_eval_and_predict_work() {
         text.contains("ship a vessel on water"),
         "synset words are used: {text}"
     );
+    // The JSON holds what was printed: the same labels, the same percentages.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&predictions).unwrap()).unwrap();
+    let top = json[0]["top"].as_array().unwrap();
+    assert_eq!(json[0]["image"], image.to_str().unwrap());
+    assert_eq!(top.len(), 5);
+    for (ranked, printed) in top.iter().zip(&percentages) {
+        let percent = 100.0 * ranked["probability"].as_f64().unwrap();
+        assert!((percent - printed).abs() < 0.006, "{percent} vs {printed}");
+    }
 }
 
 #[test]

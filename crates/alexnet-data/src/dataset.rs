@@ -8,15 +8,12 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use crate::bad_input::{BadInputPolicy, SkippedFile};
 use crate::decode::{load_square_patch, rescale_patch};
 use crate::error::DataError;
-use crate::formats::{DataFormat, cifar, idx, is_training_split};
 use crate::image_folder::ImageFolder;
-use crate::shards::ShardSet;
-use crate::source::PatchSource;
+use crate::patch_source::PatchSource;
 
 #[derive(Debug, Clone)]
 pub struct DecodedSet {
@@ -170,41 +167,4 @@ impl PatchSource for DecodedSet {
     fn name(&self, index: usize) -> String {
         self.paths[index].display().to_string()
     }
-}
-
-/// Split `split` of the data set in `dir` stored as `format`, as square patches of side `side`.
-/// For an image folder the split is the sub-folder `dir/split`; prepared shards are read in place
-/// (and must have been prepared at `side`); the binary formats have a training split (`train`) and
-/// a test split (any other name).
-pub fn load_split(
-    format: DataFormat,
-    dir: &std::path::Path,
-    split: &str,
-    side: usize,
-    progress: &ProgressBar,
-    policy: BadInputPolicy,
-) -> Result<Arc<dyn PatchSource>, DataError> {
-    let set = match format {
-        DataFormat::ImageFolder => {
-            let folder = ImageFolder::scan(&dir.join(split))?;
-            return Ok(Arc::new(DecodedSet::load(&folder, side, progress, policy)?));
-        }
-        DataFormat::Shards => {
-            let shards = ShardSet::open(dir, split)?;
-            if shards.side() != side {
-                return Err(DataError::BadLayout {
-                    path: dir.to_path_buf(),
-                    reason: format!(
-                        "shards hold {0}x{0} patches but {side}x{side} were asked for (data.resize); \
-                         prepare again with --side {side}",
-                        shards.side()
-                    ),
-                });
-            }
-            return Ok(Arc::new(shards));
-        }
-        DataFormat::Cifar => cifar::load(dir, is_training_split(split))?,
-        DataFormat::Idx => idx::load(dir, is_training_split(split))?,
-    };
-    Ok(Arc::new(set.resized(side)))
 }

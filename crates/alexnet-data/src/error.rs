@@ -30,4 +30,8 @@ pub enum DataError {
     BadLayout { path: PathBuf, reason: String },
     #[error("every image of {0} was skipped as bad input: nothing left to use")]
     NothingLeft(PathBuf),
+    #[error("unknown data format {0:?} (image-folder, ilsvrc, cifar, idx, shards)")]
+    UnknownFormat(String),
+    #[error("{0}: an ILSVRC-2012 layout is read by `alexnet prepare`; train on what it prepares")]
+    PrepareFirst(PathBuf),
 }

@@ -150,3 +150,12 @@ mod tests {
         assert_eq!(folder.files[0].label, 1, "dog keeps label 1");
     }
 }
+
+/// One split of a source as files with their labels (what a layout's scan finds), and the
+/// problems found while listing it (empty class folders, unlabelled files).
+#[derive(Debug, Clone)]
+pub struct LabelledSplit {
+    pub name: String,
+    pub files: Vec<LabelledFile>,
+    pub problems: Vec<SkippedFile>,
+}

@@ -19,7 +19,7 @@ use crate::augment::{
     CropPosition, View, pca_colour_shift, random_view, ten_crop_views, write_view,
 };
 use crate::error::DataError;
-use crate::source::PatchSource;
+use crate::patch_source::PatchSource;
 use crate::stats::DatasetStats;
 
 /// Which views of each image a batch holds.

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::atomic::write_atomic;
 use crate::error::DataError;
-use crate::source::PatchSource;
+use crate::patch_source::PatchSource;
 use crate::tensor_file::{NamedTensor, read_tensors, write_tensors};
 
 #[derive(Debug, Clone, PartialEq)]

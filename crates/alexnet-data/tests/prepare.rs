@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use alexnet_data::shards::prepare::prepare;
 use alexnet_data::{
-    BadInputPolicy, BatchLoader, DatasetStats, DecodedSet, ImageFolder, Manifest, PatchEncoding,
-    PatchSource, PrepareOptions, ShardSet, SourceFormat, ViewPlan,
+    BadInputPolicy, BatchLoader, DataFormat, DatasetStats, DecodedSet, ImageFolder, Manifest,
+    PatchEncoding, PatchSource, PrepareOptions, ShardSet, ViewPlan,
 };
 use image::RgbImage;
 use indicatif::ProgressBar;
@@ -73,7 +73,7 @@ fn an_image_folder_reads_back_exactly_with_its_statistics() {
         ..PrepareOptions::default()
     };
     let summary = prepare(&src, &out, &options, &ProgressBar::hidden()).unwrap();
-    assert_eq!(summary.format, SourceFormat::ImageFolder);
+    assert_eq!(summary.format, DataFormat::ImageFolder);
     assert_eq!(summary.class_names, vec!["ant", "bee"]);
     let train = summary.splits.iter().find(|s| s.name == "train").unwrap();
     assert_eq!(
@@ -216,7 +216,7 @@ fn cifar_and_idx_binaries_read_back_exactly() {
     .unwrap();
     assert_eq!(
         (summary.format, summary.side),
-        (SourceFormat::Cifar, 32),
+        (DataFormat::Cifar, 32),
         "detected, native side"
     );
     let train = ShardSet::open(&out, "train").unwrap();
@@ -260,7 +260,7 @@ fn cifar_and_idx_binaries_read_back_exactly() {
         &ProgressBar::hidden(),
     )
     .unwrap();
-    assert_eq!((summary.format, summary.side), (SourceFormat::Idx, 4));
+    assert_eq!((summary.format, summary.side), (DataFormat::Idx, 4));
     let train = ShardSet::open(&out, "train").unwrap();
     assert_eq!(
         (0..3).map(|i| train.label(i)).collect::<Vec<_>>(),
@@ -381,7 +381,7 @@ fn the_ilsvrc_layout_is_detected_and_its_flat_val_labelled() {
         ..PrepareOptions::default()
     };
     let summary = prepare(&src, &out, &options, &ProgressBar::hidden()).unwrap();
-    assert_eq!(summary.format, SourceFormat::Ilsvrc);
+    assert_eq!(summary.format, DataFormat::Ilsvrc);
     let manifest = Manifest::read(&out).unwrap();
     assert_eq!(manifest.class_names, wnids);
     assert_eq!(

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use alexnet_data::{BadInputPolicy, DataFormat};
-use alexnet_model::ModelConfig;
+use alexnet_model::{ModelConfig, ModelError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,8 +15,45 @@ pub enum RecipeError {
     Unreadable { path: PathBuf, reason: String },
     #[error("recipe {source_name}: {reason}")]
     Invalid { source_name: String, reason: String },
+    #[error("recipe {source_name}: {error}")]
+    Field {
+        source_name: String,
+        error: FieldError,
+    },
     #[error("override `{0}`: expected KEY=VALUE, e.g. optim.lr=0.02")]
     BadOverride(String),
+}
+
+/// A recipe field whose value is out of its range, by the field's TOML path.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum FieldError {
+    #[error("{field} must be {range}, got {value}")]
+    OutOfRange {
+        field: &'static str,
+        range: &'static str,
+        value: String,
+    },
+    #[error("data.resize {resize} is smaller than the model's input size {input}")]
+    ResizeBelowInput { resize: usize, input: usize },
+    #[error("{0}")]
+    Model(ModelError),
+}
+
+fn check(
+    ok: bool,
+    field: &'static str,
+    range: &'static str,
+    value: impl ToString,
+) -> Result<(), FieldError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::OutOfRange {
+            field,
+            range,
+            value: value.to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -221,59 +258,60 @@ impl Recipe {
         let recipe: Recipe = tree
             .try_into()
             .map_err(|e: toml::de::Error| invalid(e.message().to_string()))?;
-        recipe.validate().map_err(invalid)?;
+        recipe.validate().map_err(|error| RecipeError::Field {
+            source_name: source_name.to_string(),
+            error,
+        })?;
         Ok(recipe)
     }
 
     /// Range checks on the fields that serde's types do not already check.
-    pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, String); 7] = [
-            (
-                self.optim.batch_size > 0,
-                "optim.batch_size must be at least 1".into(),
-            ),
-            (
-                self.optim.lr > 0.0 && self.optim.lr.is_finite(),
-                format!("optim.lr must be positive, got {}", self.optim.lr),
-            ),
-            (
-                (0.0..1.0).contains(&self.optim.momentum),
-                format!(
-                    "optim.momentum must be in [0, 1), got {}",
-                    self.optim.momentum
-                ),
-            ),
-            (
-                self.optim.weight_decay >= 0.0,
-                format!(
-                    "optim.weight_decay must be >= 0, got {}",
-                    self.optim.weight_decay
-                ),
-            ),
-            (
-                self.schedule.factor > 0.0 && self.schedule.factor < 1.0,
-                format!(
-                    "schedule.factor must be in (0, 1), got {}",
-                    self.schedule.factor
-                ),
-            ),
-            (
-                self.data.pca_sigma >= 0.0 && self.data.pca_sigma.is_finite(),
-                format!("data.pca_sigma must be >= 0, got {}", self.data.pca_sigma),
-            ),
-            (
-                self.data.resize >= self.model.input_size(),
-                format!(
-                    "data.resize {} is smaller than the model's input size {}",
-                    self.data.resize,
-                    self.model.input_size()
-                ),
-            ),
-        ];
-        if let Some((_, message)) = checks.into_iter().find(|(ok, _)| !ok) {
-            return Err(message);
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let (optim, data) = (&self.optim, &self.data);
+        check(
+            optim.batch_size > 0,
+            "optim.batch_size",
+            "at least 1",
+            optim.batch_size,
+        )?;
+        check(
+            optim.lr > 0.0 && optim.lr.is_finite(),
+            "optim.lr",
+            "positive",
+            optim.lr,
+        )?;
+        check(
+            (0.0..1.0).contains(&optim.momentum),
+            "optim.momentum",
+            "in [0, 1)",
+            optim.momentum,
+        )?;
+        check(
+            optim.weight_decay >= 0.0,
+            "optim.weight_decay",
+            ">= 0",
+            optim.weight_decay,
+        )?;
+        check(
+            self.schedule.factor > 0.0 && self.schedule.factor < 1.0,
+            "schedule.factor",
+            "in (0, 1)",
+            self.schedule.factor,
+        )?;
+        check(
+            data.pca_sigma >= 0.0 && data.pca_sigma.is_finite(),
+            "data.pca_sigma",
+            ">= 0",
+            data.pca_sigma,
+        )?;
+        let input = self.model.input_size();
+        if data.resize < input {
+            return Err(FieldError::ResizeBelowInput {
+                resize: data.resize,
+                input,
+            });
         }
-        self.model.validate().map_err(|e| e.to_string())
+        self.model.validate().map_err(FieldError::Model)
     }
 
     pub fn to_toml(&self) -> String {

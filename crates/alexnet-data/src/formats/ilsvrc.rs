@@ -23,8 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::bad_input::SkippedFile;
 use crate::error::DataError;
 use crate::formats::mat5::{self, MatValue};
-use crate::image_folder::{ImageFolder, LabelledFile, is_image};
-use crate::shards::prepare::{Items, Source, SourceFormat, SourceSplit};
+use crate::image_folder::{ImageFolder, LabelledFile, LabelledSplit, is_image};
 
 const VAL_PREFIX: &str = "ILSVRC2012_val_";
 
@@ -151,7 +150,15 @@ fn val_labels(src: &Path) -> Result<(HashMap<String, String>, PathBuf), DataErro
     Ok((labels, truth))
 }
 
-pub fn scan(src: &Path) -> Result<Source, DataError> {
+/// The classes of an ILSVRC-2012 layout (WNIDs, with their words when a synset file is found)
+/// and its splits.
+pub struct IlsvrcLayout {
+    pub class_names: Vec<String>,
+    pub class_descriptions: Vec<String>,
+    pub splits: Vec<LabelledSplit>,
+}
+
+pub fn scan(src: &Path) -> Result<IlsvrcLayout, DataError> {
     let train = ImageFolder::scan(&src.join("train"))?;
     let class_names = train.class_names.clone();
     let words = synset_words(src)?;
@@ -159,10 +166,10 @@ pub fn scan(src: &Path) -> Result<Source, DataError> {
         .iter()
         .map(|c| words.get(c).cloned().unwrap_or_default())
         .collect();
-    let mut splits = vec![SourceSplit {
+    let mut splits = vec![LabelledSplit {
         name: "train".into(),
         problems: train.empty_class_skips(),
-        items: Items::Files(train.files),
+        files: train.files,
     }];
 
     let val_dir = src.join("val");
@@ -197,9 +204,9 @@ pub fn scan(src: &Path) -> Result<Source, DataError> {
                 )),
             }
         }
-        splits.push(SourceSplit {
+        splits.push(LabelledSplit {
             name: "val".into(),
-            items: Items::Files(files),
+            files,
             problems,
         });
     } else if val_dir.is_dir() {
@@ -219,16 +226,13 @@ pub fn scan(src: &Path) -> Result<Source, DataError> {
                 )),
             }
         }
-        splits.push(SourceSplit {
+        splits.push(LabelledSplit {
             name: "val".into(),
-            items: Items::Files(files),
+            files,
             problems,
         });
     }
-    Ok(Source {
-        root: src.to_path_buf(),
-        format: SourceFormat::Ilsvrc,
-        native_side: None,
+    Ok(IlsvrcLayout {
         class_names,
         class_descriptions,
         splits,
@@ -263,19 +267,17 @@ mod tests {
         src
     }
 
-    fn val_labels_of(source: &Source) -> Vec<(String, usize)> {
-        match &source.splits[1].items {
-            Items::Files(files) => files
-                .iter()
-                .map(|f| {
-                    (
-                        f.path.file_name().unwrap().to_string_lossy().into_owned(),
-                        f.label,
-                    )
-                })
-                .collect(),
-            Items::Decoded(_) => unreachable!(),
-        }
+    fn val_labels_of(layout: &IlsvrcLayout) -> Vec<(String, usize)> {
+        layout.splits[1]
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    f.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    f.label,
+                )
+            })
+            .collect()
     }
 
     #[test]

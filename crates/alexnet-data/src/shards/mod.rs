@@ -9,5 +9,5 @@ pub mod prepare;
 pub mod set;
 
 pub use file::{PatchEncoding, Shard, ShardIndex, ShardWriter};
-pub use prepare::{PrepareOptions, PrepareSummary, SourceFormat, prepare, scan_source};
+pub use prepare::{PrepareOptions, PrepareSummary, prepare};
 pub use set::{Manifest, ShardSet};

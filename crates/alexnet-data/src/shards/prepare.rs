@@ -1,7 +1,8 @@
 //! `alexnet prepare SRC OUT`: a data set on disk, in any layout we read, becomes packed shards with
 //! the statistics the paper's preprocessing needs.
 //!
-//! 1. Scan the source ([`scan_source`]): which splits, which classes, which files.
+//! 1. Scan the source ([`scan_source`](crate::sources::scan_source)): which splits, which
+//!    classes, which files.
 //! 2. For each split, cut the file list into shards of `shard_size` images. A shard whose file is
 //!    already there with the same plan (a re-run after an interruption) is kept; any other is
 //!    decoded (in parallel, on all cores) and written.
@@ -9,7 +10,6 @@
 //! 4. Write the bad-input report (`skipped.tsv`) and, last, the manifest (`dataset.json`).
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Instant;
 
 use indicatif::ProgressBar;
@@ -17,255 +17,12 @@ use rayon::prelude::*;
 
 use crate::atomic::write_atomic;
 use crate::bad_input::{BadInputPolicy, SkippedFile, write_report};
-use crate::dataset::DecodedSet;
-use crate::decode::{load_square_patch, rescale_patch};
 use crate::error::DataError;
-use crate::formats::{cifar, idx, ilsvrc};
-use crate::image_folder::{ImageFolder, LabelledFile};
+use crate::formats::DataFormat;
 use crate::shards::file::{PatchEncoding, Shard, ShardIndex, ShardWriter, plan_hash};
 use crate::shards::set::{MANIFEST, MANIFEST_FORMAT, Manifest, ShardSet, SplitEntry};
+use crate::sources::{Items, scan_source};
 use crate::stats::DatasetStats;
-
-/// The layouts `prepare` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceFormat {
-    /// `SRC/<split>/<class>/<image>`, or `SRC/<class>/<image>` as the single split `train`.
-    ImageFolder,
-    /// ILSVRC-2012: `train/<wnid>/*.JPEG` and a flat `val/` labelled by the devkit or
-    /// `LOC_val_solution.csv`.
-    Ilsvrc,
-    /// CIFAR-10 / CIFAR-100 binary files.
-    Cifar,
-    /// MNIST-style IDX files.
-    Idx,
-}
-
-impl FromStr for SourceFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "image-folder" => Ok(Self::ImageFolder),
-            "ilsvrc" => Ok(Self::Ilsvrc),
-            "cifar" => Ok(Self::Cifar),
-            "idx" => Ok(Self::Idx),
-            other => Err(format!(
-                "unknown source format {other:?} (image-folder, ilsvrc, cifar, idx)"
-            )),
-        }
-    }
-}
-
-impl SourceFormat {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::ImageFolder => "image-folder",
-            Self::Ilsvrc => "ilsvrc",
-            Self::Cifar => "cifar",
-            Self::Idx => "idx",
-        }
-    }
-
-    /// Guesses the layout of `src` from the files it holds.
-    pub fn detect(src: &Path) -> Self {
-        let has = |name: &str| src.join(name).exists();
-        if has("data_batch_1.bin") || has("train.bin") || has("test_batch.bin") {
-            Self::Cifar
-        } else if has("train-images-idx3-ubyte") || has("train-images-idx3-ubyte.gz") {
-            Self::Idx
-        } else if ilsvrc::has_flat_val(src) {
-            Self::Ilsvrc
-        } else {
-            Self::ImageFolder
-        }
-    }
-}
-
-/// The images of one split: files to decode, or a binary set already in memory.
-pub enum Items {
-    Files(Vec<LabelledFile>),
-    Decoded(DecodedSet),
-}
-
-impl Items {
-    pub fn len(&self) -> usize {
-        match self {
-            Items::Files(files) => files.len(),
-            Items::Decoded(set) => set.labels.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn label(&self, i: usize) -> usize {
-        match self {
-            Items::Files(files) => files[i].label,
-            Items::Decoded(set) => set.labels[i],
-        }
-    }
-
-    /// The name kept in the shard: the path below `root`, or `#i`.
-    fn name(&self, i: usize, root: &Path) -> String {
-        match self {
-            Items::Files(files) => {
-                let path = &files[i].path;
-                path.strip_prefix(root)
-                    .unwrap_or(path)
-                    .to_string_lossy()
-                    .into_owned()
-            }
-            Items::Decoded(_) => format!("#{i}"),
-        }
-    }
-
-    fn patch(&self, i: usize, side: usize) -> Result<Vec<u8>, DataError> {
-        match self {
-            Items::Files(files) => load_square_patch(&files[i].path, side),
-            Items::Decoded(set) => Ok(rescale_patch(set.patch(i), set.side, side)),
-        }
-    }
-}
-
-pub struct SourceSplit {
-    pub name: String,
-    pub items: Items,
-    /// Problems found while listing (empty class folders, unlabelled files), for the report.
-    pub problems: Vec<SkippedFile>,
-}
-
-/// A scanned source: its classes and splits.
-pub struct Source {
-    pub root: PathBuf,
-    pub format: SourceFormat,
-    /// The side the source's images have when it has one (CIFAR 32, MNIST 28).
-    pub native_side: Option<usize>,
-    pub class_names: Vec<String>,
-    pub class_descriptions: Vec<String>,
-    pub splits: Vec<SourceSplit>,
-}
-
-/// Image-folder splits: every sub-folder of `src` that holds class folders; or `src` itself as the
-/// split `train` when its sub-folders hold images. Classes are the sorted union over the splits,
-/// so a label means the same class in every split.
-fn scan_image_folder(src: &Path) -> Result<Source, DataError> {
-    if !src.is_dir() {
-        return Err(DataError::MissingDir(src.to_path_buf()));
-    }
-    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(src)
-        .map_err(|e| DataError::Unreadable {
-            path: src.to_path_buf(),
-            reason: e.to_string(),
-        })?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    subdirs.sort();
-    let holds_folders = |dir: &Path| {
-        std::fs::read_dir(dir)
-            .map(|entries| entries.filter_map(Result::ok).any(|e| e.path().is_dir()))
-            .unwrap_or(false)
-    };
-    let split_dirs: Vec<(String, PathBuf)> = if subdirs.iter().any(|d| holds_folders(d)) {
-        subdirs
-            .into_iter()
-            .filter(|d| holds_folders(d))
-            .map(|d| {
-                (
-                    d.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned(),
-                    d,
-                )
-            })
-            .collect()
-    } else {
-        vec![("train".to_string(), src.to_path_buf())]
-    };
-    let folders: Vec<(String, ImageFolder)> = split_dirs
-        .into_iter()
-        .map(|(name, dir)| ImageFolder::scan(&dir).map(|f| (name, f)))
-        .collect::<Result<_, _>>()?;
-    let mut class_names: Vec<String> = folders
-        .iter()
-        .flat_map(|(_, f)| f.class_names.iter().cloned())
-        .collect();
-    class_names.sort();
-    class_names.dedup();
-    let splits = folders
-        .into_iter()
-        .map(|(name, folder)| {
-            let global: Vec<usize> = folder
-                .class_names
-                .iter()
-                .map(|c| class_names.binary_search(c).expect("in the union"))
-                .collect();
-            let problems = folder.empty_class_skips();
-            let files = folder
-                .files
-                .into_iter()
-                .map(|f| LabelledFile {
-                    label: global[f.label],
-                    path: f.path,
-                })
-                .collect();
-            SourceSplit {
-                name,
-                items: Items::Files(files),
-                problems,
-            }
-        })
-        .collect();
-    Ok(Source {
-        root: src.to_path_buf(),
-        format: SourceFormat::ImageFolder,
-        native_side: None,
-        class_descriptions: vec![String::new(); class_names.len()],
-        class_names,
-        splits,
-    })
-}
-
-fn binary_source(src: &Path, format: SourceFormat) -> Result<Source, DataError> {
-    let load = |training: bool| match format {
-        SourceFormat::Cifar => cifar::load(src, training),
-        _ => idx::load(src, training),
-    };
-    let train = load(true)?;
-    let test = load(false)?;
-    Ok(Source {
-        root: src.to_path_buf(),
-        format,
-        native_side: Some(train.side),
-        class_descriptions: vec![String::new(); train.class_names.len()],
-        class_names: train.class_names.clone(),
-        splits: vec![
-            SourceSplit {
-                name: "train".into(),
-                items: Items::Decoded(train),
-                problems: Vec::new(),
-            },
-            SourceSplit {
-                name: "test".into(),
-                items: Items::Decoded(test),
-                problems: Vec::new(),
-            },
-        ],
-    })
-}
-
-/// Lists `src` in `format` (detected when `None`).
-pub fn scan_source(src: &Path, format: Option<SourceFormat>) -> Result<Source, DataError> {
-    if !src.exists() {
-        return Err(DataError::MissingDir(src.to_path_buf()));
-    }
-    match format.unwrap_or_else(|| SourceFormat::detect(src)) {
-        SourceFormat::ImageFolder => scan_image_folder(src),
-        SourceFormat::Ilsvrc => ilsvrc::scan(src),
-        format => binary_source(src, format),
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct PrepareOptions {
@@ -277,7 +34,7 @@ pub struct PrepareOptions {
     pub shard_size: usize,
     pub policy: BadInputPolicy,
     /// `None`: detect.
-    pub format: Option<SourceFormat>,
+    pub format: Option<DataFormat>,
     /// Only these splits (all when empty).
     pub splits: Vec<String>,
 }
@@ -307,7 +64,7 @@ pub struct SplitSummary {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrepareSummary {
-    pub format: SourceFormat,
+    pub format: DataFormat,
     pub side: usize,
     pub class_names: Vec<String>,
     pub splits: Vec<SplitSummary>,

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bad_input::SkippedFile;
 use crate::error::DataError;
+use crate::patch_source::PatchSource;
 use crate::shards::file::{PatchEncoding, Shard};
-use crate::source::PatchSource;
 
 pub const MANIFEST: &str = "dataset.json";
 pub const MANIFEST_FORMAT: &str = "alexnet-shards-1";
