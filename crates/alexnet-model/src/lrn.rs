@@ -11,8 +11,10 @@
 //! alpha is *not* divided by n. The sum runs over the n/2 maps on either side (n/2 rounded down), and
 //! is cut at the first and last map: maps beyond the edges count as zero.
 //!
-//! Shapes: input and output `[batch, channels, height, width]`. The backward pass is Burn's autodiff
-//! through the same operations; a test holds it to finite differences.
+//! Shapes: input and output `[batch, channels, height, width]`. On flex the layer is one fused
+//! operation with a hand-written backward pass (`lrn_op.rs` over `lrn_kernel.rs`); on other
+//! backends it is the formula in tensor operations (`forward_composed`), differentiated by Burn's
+//! autodiff. Tests hold both to the direct loop, to finite differences and to each other.
 //!
 //! `size` must be odd (the window is centred on map i), as the paper's n = 5 is.
 

@@ -1,6 +1,9 @@
 //! Section 3.2's two towers are a grouped convolution: each half of the kernels sees only its own
-//! half of the input maps. Forward and gradients against a direct loop of that definition.
+//! half of the input maps. Forward and gradients against a direct loop of that definition, for
+//! both paths the network takes: our convolution on flex (`ConvBlock::convolve`, im2col and
+//! matrix products) and Burn's `Conv2d` (other backends).
 
+use alexnet_model::alexnet::ConvBlock;
 use burn::module::Param;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
@@ -55,7 +58,18 @@ fn reference(input: &[f32], weight: &[f32]) -> Vec<f64> {
 }
 
 #[test]
-fn grouped_convolution_forward_and_gradients_match_the_definition() {
+fn our_grouped_convolution_matches_the_definition() {
+    check(true);
+}
+
+#[test]
+fn burns_grouped_convolution_matches_the_definition() {
+    check(false);
+}
+
+/// Forward and both gradients of a two-tower convolution, through our operation (`ours`) or
+/// Burn's layer.
+fn check(ours: bool) {
     let device = Device::flex().autodiff();
     let input = values(SHAPE.iter().product(), 1);
     let weight_shape = [KERNELS, SHAPE[1] / 2, K, K];
@@ -65,14 +79,26 @@ fn grouped_convolution_forward_and_gradients_match_the_definition() {
     let mut conv = Conv2dConfig::new([SHAPE[1], KERNELS], [K, K])
         .with_groups(2)
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .with_bias(false)
         .init(&device);
     conv.weight = Param::from_tensor(Tensor::from_data(
         TensorData::new(weight.clone(), weight_shape),
         &device,
     ));
+    // Our operation is taken for convolutions with a bias (every one of the network's): a zero one.
+    conv.bias = Some(Param::from_tensor(Tensor::zeros([KERNELS], &device)));
+    let block = ConvBlock {
+        conv,
+        lrn: None,
+        pool: None,
+        bf16: false,
+    };
     let x = Tensor::<4>::from_data(TensorData::new(input.clone(), SHAPE), &device).require_grad();
-    let output = conv.forward(x.clone());
+    let output = if ours {
+        block.convolve(x.clone())
+    } else {
+        block.conv.forward(x.clone())
+    };
+    let conv = &block.conv;
     let got = output.clone().into_data().try_to_vec::<f32>().unwrap();
     let want = reference(&input, &weight);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
