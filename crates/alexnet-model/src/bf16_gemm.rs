@@ -125,6 +125,12 @@ pub fn gemm_bf16(
 /// `R` rows by `width` (<= 32; more than 16 when `TWO`) columns of the result, in `R x 2`
 /// accumulators of 16 lanes. `R` and `TWO` are constants so that the accumulators live in
 /// registers through the loop.
+///
+/// # Safety
+///
+/// The CPU has AVX512F and AVX512-BF16 ([`available`]); `a` holds `R` rows of `pairs` values;
+/// `b` holds one panel of `pairs * PANEL` values, two when `TWO`; `c` holds `R` rows of `ldc`
+/// values with `width <= ldc` columns each to write.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
@@ -138,6 +144,13 @@ unsafe fn tile<const R: usize, const TWO: bool>(
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
+    debug_assert!(a.len() >= R * pairs, "a holds R rows of pairs");
+    debug_assert!(
+        b.len() >= pairs * PANEL * if TWO { 2 } else { 1 },
+        "b holds its panels"
+    );
+    debug_assert!(width <= 2 * PANEL && (TWO || width <= PANEL));
+    debug_assert!(c.len() >= (R - 1) * ldc + width, "c holds R rows of width");
     let mut sums = [[_mm512_setzero_ps(); 2]; R];
     let second = pairs * PANEL;
     for p in 0..pairs {
@@ -148,15 +161,18 @@ unsafe fn tile<const R: usize, const TWO: bool>(
             ))
         };
         let b1: __m512bh = if TWO {
+            // SAFETY: with `TWO`, the second panel starts at `pairs * PANEL` and is as long.
             unsafe {
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
                     b.as_ptr().add(second + p * PANEL).cast(),
                 ))
             }
         } else {
+            // SAFETY: a bit cast between two 512-bit vector types.
             unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()) }
         };
         for (r, sum) in sums.iter_mut().enumerate() {
+            // SAFETY: a bit cast between two 512-bit vector types.
             let broadcast: __m512bh = unsafe {
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(a[r * pairs + p] as i32))
             };
@@ -193,6 +209,10 @@ unsafe fn tile<const R: usize, const TWO: bool>(
 }
 
 /// [`tile`] for `rows` (1..=6) rows.
+///
+/// # Safety
+///
+/// As [`tile`]'s, with `R = rows`.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
@@ -208,6 +228,7 @@ unsafe fn kernel(
     macro_rules! rows {
         ($($r:literal),*) => {
             match (rows, width > PANEL) {
+                // SAFETY: the caller's guarantees, for the `R` and `TWO` matched here.
                 $(
                     ($r, true) => unsafe { tile::<$r, true>(a, pairs, b, width, c, ldc, accumulate) },
                     ($r, false) => unsafe { tile::<$r, false>(a, pairs, b, width, c, ldc, accumulate) },
@@ -219,6 +240,11 @@ unsafe fn kernel(
     rows!(1, 2, 3, 4, 5, 6)
 }
 
+/// Never called: [`available`] is false off x86-64.
+///
+/// # Safety
+///
+/// None needed; it only panics.
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel(

@@ -24,7 +24,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{Shape, Slice};
+use burn::tensor::{DType, Shape, Slice};
 
 use crate::flex_values::{dims, floats, tensor};
 use crate::lrn_kernel::{LrnConstants, lrn_backward, lrn_forward};
@@ -50,8 +50,7 @@ pub trait LrnBackend: Backend {
         alpha: f64,
         beta: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (scale, power) = scale_and_power::<Self>(activity.clone(), size, k, alpha, beta);
-        (Self::float_mul(activity, power.clone()), scale, power)
+        composed_forward::<Self>(activity, size, k, alpha, beta)
     }
 
     /// `dL/da` from the output's gradient and what the forward pass kept.
@@ -64,22 +63,46 @@ pub trait LrnBackend: Backend {
         alpha: f64,
         beta: f64,
     ) -> FloatTensor<Self> {
-        let weighted = Self::float_div(
-            Self::float_mul(
-                Self::float_mul(grad.clone(), activity.clone()),
-                power.clone(),
-            ),
-            scale,
-        );
-        let spread = Self::float_mul(activity, window_sum::<Self>(weighted, size));
-        Self::float_sub(
-            Self::float_mul(grad, power),
-            Self::float_mul_scalar(spread, (2.0 * alpha * beta).into()),
-        )
+        composed_backward::<Self>(activity, scale, power, grad, size, alpha, beta)
     }
 }
 
-/// On flex, the direct loops of `lrn_kernel.rs`.
+/// The forward pass in tensor operations (output, `s`, `p`): the trait's default, and flex's for
+/// other dtypes.
+fn composed_forward<B: Backend>(
+    activity: FloatTensor<B>,
+    size: usize,
+    k: f64,
+    alpha: f64,
+    beta: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let (scale, power) = scale_and_power::<B>(activity.clone(), size, k, alpha, beta);
+    (B::float_mul(activity, power.clone()), scale, power)
+}
+
+/// The backward pass in tensor operations: the trait's default, and flex's for other dtypes.
+fn composed_backward<B: Backend>(
+    activity: FloatTensor<B>,
+    scale: FloatTensor<B>,
+    power: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    size: usize,
+    alpha: f64,
+    beta: f64,
+) -> FloatTensor<B> {
+    let weighted = B::float_div(
+        B::float_mul(B::float_mul(grad.clone(), activity.clone()), power.clone()),
+        scale,
+    );
+    let spread = B::float_mul(activity, window_sum::<B>(weighted, size));
+    B::float_sub(
+        B::float_mul(grad, power),
+        B::float_mul_scalar(spread, (2.0 * alpha * beta).into()),
+    )
+}
+
+/// On flex, the direct loops of `lrn_kernel.rs` (for f32; other dtypes take the tensor
+/// operations of the trait's default bodies).
 impl LrnBackend for Flex {
     fn local_response_norm_saving(
         activity: FlexTensor,
@@ -88,6 +111,9 @@ impl LrnBackend for Flex {
         alpha: f64,
         beta: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        if activity.dtype() != DType::F32 {
+            return composed_forward::<Self>(activity, size, k, alpha, beta);
+        }
         let shape = dims(&activity);
         let activity = activity.to_contiguous();
         let (output, scale, power) = lrn_forward(
@@ -117,6 +143,12 @@ impl LrnBackend for Flex {
         alpha: f64,
         beta: f64,
     ) -> FlexTensor {
+        if [&activity, &scale, &power, &grad]
+            .iter()
+            .any(|t| t.dtype() != DType::F32)
+        {
+            return composed_backward::<Self>(activity, scale, power, grad, size, alpha, beta);
+        }
         let shape = dims(&activity);
         let (activity, scale, power, grad) = (
             activity.to_contiguous(),
