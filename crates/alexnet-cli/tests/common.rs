@@ -63,3 +63,21 @@ pub fn prepare_fixtures(out: &Path, extra: &[&str]) -> Output {
     args.extend_from_slice(extra);
     alexnet(&args)
 }
+
+/// `alexnet train` of `recipes/demo.toml` on the committed images into `run_dir`, with `extra`
+/// flags.
+pub fn train_demo(run_dir: &Path, extra: &[&str]) -> Output {
+    let data = fixtures();
+    let mut args = vec![
+        "train",
+        "--recipe",
+        "recipes/demo.toml",
+        "--data",
+        data.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    alexnet(&args)
+}

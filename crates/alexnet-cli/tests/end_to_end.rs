@@ -3,22 +3,6 @@
 mod common;
 use common::*;
 
-fn train_demo(run_dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let data = fixtures();
-    let mut args = vec![
-        "train",
-        "--recipe",
-        "recipes/demo.toml",
-        "--data",
-        data.to_str().unwrap(),
-        "--run-dir",
-        run_dir.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    alexnet(&args)
-}
-
 #[test]
 fn training_lowers_the_loss_and_beats_chance_then_eval_and_predict_work() {
     let run = temp_dir("e2e");

@@ -10,23 +10,17 @@ use common::*;
 /// A 4-epoch run of the demo recipe whose learning rate drops after epoch 2.
 fn small_run(name: &str) -> PathBuf {
     let run = temp_dir(name).join("run");
-    let data = fixtures();
-    let out = alexnet(&[
-        "train",
-        "--recipe",
-        "recipes/demo.toml",
-        "--data",
-        data.to_str().unwrap(),
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--epochs",
-        "4",
-        "--set",
-        "schedule.policy=\"step\"",
-        "--set",
-        "schedule.step_epochs=2",
-        "--quiet",
-    ]);
+    let out = train_demo(
+        &run,
+        &[
+            "--epochs",
+            "4",
+            "--set",
+            "schedule.policy=\"step\"",
+            "--set",
+            "schedule.step_epochs=2",
+        ],
+    );
     assert!(out.status.success(), "train failed: {}", stderr(&out));
     run
 }

@@ -24,7 +24,7 @@ use crate::confusion::{draw_confusion, draw_per_class};
 use crate::curves::Curves;
 use crate::error::ReportError;
 use crate::filters::Kernels;
-use crate::neighbours::{hidden_features, load_or_build};
+use crate::neighbours::{FeatureIndex, hidden_features, load_or_build};
 use crate::page::{
     Bar, Example, HeaderRow, KernelGrid, KernelSection, NeighbourTile, Page, Picture,
 };
@@ -81,6 +81,60 @@ pub fn run_checkpoint(run_dir: &Path) -> Result<PathBuf, ReportError> {
         .map(|name| run_dir.join(name))
         .find(|path| path.exists())
         .ok_or_else(|| ReportError::NoCheckpoint(run_dir.to_path_buf()))
+}
+
+/// A run's checkpoint and the network it rebuilds, in evaluation mode on the device.
+pub struct RunModel {
+    pub checkpoint_path: PathBuf,
+    pub checkpoint: Checkpoint,
+    pub model: alexnet_model::AlexNet,
+    pub device: burn::tensor::Device,
+}
+
+impl RunModel {
+    pub fn load(run_dir: &Path, backend: &str) -> Result<Self, ReportError> {
+        let checkpoint_path = run_checkpoint(run_dir)?;
+        let checkpoint = Checkpoint::load(&checkpoint_path)?;
+        let device = device(backend, 0)?;
+        let model =
+            model_from_checkpoint(&checkpoint, &device).map_err(|problem| ReportError::Model {
+                path: checkpoint_path.clone(),
+                problem,
+            })?;
+        Ok(Self {
+            checkpoint_path,
+            checkpoint,
+            model,
+            device,
+        })
+    }
+
+    /// The feature index of `train` (centre crops) saved in `run_dir`, built if it is missing
+    /// or was built with other weights; and whether it was built.
+    pub fn feature_index(
+        &self,
+        run_dir: &Path,
+        train: &Arc<dyn PatchSource>,
+        batch_size: usize,
+        quiet: bool,
+    ) -> Result<(FeatureIndex, bool), ReportError> {
+        let loader = BatchLoader::new(
+            train.clone(),
+            Arc::new(self.checkpoint.stats.clone()),
+            self.checkpoint.recipe.model.input_size(),
+            batch_size,
+            ViewPlan::Centre,
+            0,
+        )?;
+        load_or_build(
+            run_dir,
+            &self.checkpoint,
+            &self.model,
+            &loader,
+            &self.device,
+            &progress_bar(0, quiet, "features"),
+        )
+    }
 }
 
 /// The run's metrics, refusing a directory that has none.
@@ -396,14 +450,13 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
     let started = Instant::now();
     let run_dir = &options.run_dir;
     let metrics = run_metrics(run_dir)?;
-    let checkpoint_path = run_checkpoint(run_dir)?;
-    let checkpoint = Checkpoint::load(&checkpoint_path)?;
-    let device = device(&options.backend, 0)?;
-    let model =
-        model_from_checkpoint(&checkpoint, &device).map_err(|problem| ReportError::Model {
-            path: checkpoint_path.clone(),
-            problem,
-        })?;
+    let run = RunModel::load(run_dir, &options.backend)?;
+    let RunModel {
+        checkpoint_path,
+        checkpoint,
+        model,
+        device,
+    } = &run;
     let recipe = &checkpoint.recipe;
     let side = recipe.data.resize;
     let crop = recipe.model.input_size();
@@ -432,7 +485,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
     )?;
     let evaluation = evaluate(
         &[(model.clone(), loader)],
-        &device,
+        device,
         &progress_bar(0, options.quiet, "eval"),
     )?;
 
@@ -463,31 +516,17 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
         width: w,
         height: h,
     };
-    let kernels = kernel_section(&checkpoint, &dir)?;
+    let kernels = kernel_section(checkpoint, &dir)?;
 
     // Predictions, and the training images nearest to each in the last hidden layer.
     let chosen = choose_examples(&evaluation.outcomes, options.examples, options.seed);
-    let train = training_split(&checkpoint, options.data.as_deref(), side, options.quiet);
+    let train = training_split(checkpoint, options.data.as_deref(), side, options.quiet);
     let (neighbour_sets, index_built, hidden_width, neighbours_note) = match &train {
         Ok(train) => {
-            let train_loader = BatchLoader::new(
-                train.clone(),
-                stats.clone(),
-                crop,
-                options.batch_size,
-                ViewPlan::Centre,
-                0,
-            )?;
-            let (index, built) = load_or_build(
-                run_dir,
-                &checkpoint,
-                &model,
-                &train_loader,
-                &device,
-                &progress_bar(0, options.quiet, "features"),
-            )?;
+            let (index, built) =
+                run.feature_index(run_dir, train, options.batch_size, options.quiet)?;
             let queries =
-                query_features(&split, &chosen, &evaluation, &model, &stats, crop, &device)?;
+                query_features(&split, &chosen, &evaluation, model, &stats, crop, device)?;
             let found = queries
                 .chunks_exact(index.dims.max(1))
                 .map(|query| index.nearest(query, options.neighbours))
@@ -561,7 +600,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
         checkpoint: checkpoint_path.display().to_string(),
         checkpoint_epoch: checkpoint.progress.epochs_done,
         split: split_origin.display().to_string(),
-        header: header(&checkpoint, parameters, &metrics, &evaluation, train_images),
+        header: header(checkpoint, parameters, &metrics, &evaluation, train_images),
         still_training: metrics.last().is_some_and(|m| m.epoch < recipe.run.epochs),
         curves: Picture {
             file: "curves.png".into(),

@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use alexnet_data::decode::load_square_patch;
 use alexnet_data::{BatchLoader, DecodedSet, PatchSource, ViewPlan, progress_bar};
-use alexnet_run::{Checkpoint, device, model_from_checkpoint};
 use image::RgbImage;
 
 use crate::canvas::save_png;
 use crate::error::ReportError;
-use crate::neighbours::{Neighbour, hidden_features, load_or_build};
-use crate::report::{run_checkpoint, thumbnail, training_split};
+use crate::neighbours::{Neighbour, hidden_features};
+use crate::report::{RunModel, thumbnail, training_split};
 
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
@@ -38,29 +37,19 @@ pub struct Found {
 
 /// The neighbours of each of `options.images`, and whether the index had to be built.
 pub fn search(options: &SearchOptions) -> Result<(Vec<Found>, bool), ReportError> {
-    let checkpoint_path = run_checkpoint(&options.run_dir)?;
-    let checkpoint = Checkpoint::load(&checkpoint_path)?;
-    let device = device(&options.backend, 0)?;
-    let model =
-        model_from_checkpoint(&checkpoint, &device).map_err(|problem| ReportError::Model {
-            path: checkpoint_path.clone(),
-            problem,
-        })?;
+    let run = RunModel::load(&options.run_dir, &options.backend)?;
+    let RunModel {
+        checkpoint,
+        model,
+        device,
+        ..
+    } = &run;
     let side = checkpoint.recipe.data.resize;
     let crop = checkpoint.recipe.model.input_size();
     let stats = Arc::new(checkpoint.stats.clone());
-    let train = training_split(&checkpoint, options.data.as_deref(), side, options.quiet)
+    let train = training_split(checkpoint, options.data.as_deref(), side, options.quiet)
         .map_err(ReportError::NoTrainingSplit)?;
-    let train_loader =
-        BatchLoader::new(train.clone(), stats.clone(), crop, 64, ViewPlan::Centre, 0)?;
-    let (index, built) = load_or_build(
-        &options.run_dir,
-        &checkpoint,
-        &model,
-        &train_loader,
-        &device,
-        &progress_bar(0, options.quiet, "features"),
-    )?;
+    let (index, built) = run.feature_index(&options.run_dir, &train, 64, options.quiet)?;
 
     let mut pixels = Vec::new();
     for image in &options.images {
@@ -78,7 +67,7 @@ pub fn search(options: &SearchOptions) -> Result<(Vec<Found>, bool), ReportError
         0,
     )?;
     let (features, dims) =
-        hidden_features(&model, &query_loader, &device, &progress_bar(0, true, ""))?;
+        hidden_features(model, &query_loader, device, &progress_bar(0, true, ""))?;
     if let Some(out) = &options.out {
         std::fs::create_dir_all(out).map_err(|e| ReportError::Write {
             path: out.clone(),
