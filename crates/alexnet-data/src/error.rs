@@ -26,8 +26,69 @@ pub enum DataError {
     Write { path: PathBuf, reason: String },
     #[error("{path}: not a valid shard: {reason}")]
     BadShard { path: PathBuf, reason: String },
+    #[error("{path}: not a safetensors file of f32 tensors: {reason}")]
+    NotTensors { path: PathBuf, reason: String },
+    #[error("{path}: not the statistics of a data set: {reason}")]
+    BadStatistics { path: PathBuf, reason: String },
+    #[error("{0}: it is already prepared (it holds dataset.json)")]
+    AlreadyPrepared(PathBuf),
+    #[error(
+        "{dir}: the shards hold {stored}x{stored} patches but {wanted}x{wanted} were asked for \
+         (data.resize); prepare again with --side {wanted}"
+    )]
+    SideMismatch {
+        dir: PathBuf,
+        stored: usize,
+        wanted: usize,
+    },
+    #[error("{path}: line {line}: expected {expected}")]
+    BadLine {
+        path: PathBuf,
+        line: usize,
+        expected: &'static str,
+    },
+    #[error("{path}: line {line}: ILSVRC2012_ID {id} is not in {meta}")]
+    UnknownSynsetId {
+        path: PathBuf,
+        line: usize,
+        id: u32,
+        meta: PathBuf,
+    },
+    #[error(
+        "{0}: flat validation folder without labels: put LOC_val_solution.csv, or the devkit's \
+         ILSVRC2012_validation_ground_truth.txt and meta.mat, in the data set folder"
+    )]
+    NoValidationLabels(PathBuf),
+    #[error("{path}: not the devkit's meta.mat: {reason}")]
+    BadMetaMat { path: PathBuf, reason: String },
+    #[error("{path}: no split {split:?} (it has {available:?})")]
+    NoSuchSplit {
+        path: PathBuf,
+        split: String,
+        available: Vec<String>,
+    },
+    #[error("--side {0} is outside 1..=4096")]
+    SideOutOfRange(usize),
+    #[error("the shard size must be at least 1")]
+    EmptyShards,
+    #[error("{0}: no splits to prepare")]
+    NothingToPrepare(PathBuf),
     #[error("{path}: {reason}")]
-    BadLayout { path: PathBuf, reason: String },
+    Listing { path: PathBuf, reason: String },
+    #[error(
+        "{dir}: no readable dataset.json ({reason}): not prepared shards, or `alexnet prepare` \
+         did not finish (run it again and it completes the job)"
+    )]
+    NotPrepared { dir: PathBuf, reason: String },
+    #[error("{path}: not a shard manifest: {reason}")]
+    BadManifest { path: PathBuf, reason: String },
+    #[error("{dir}: split {split:?} should hold {expected} images, its shards hold {found}")]
+    SplitSize {
+        dir: PathBuf,
+        split: String,
+        expected: usize,
+        found: usize,
+    },
     #[error("every image of {0} was skipped as bad input: nothing left to use")]
     NothingLeft(PathBuf),
     #[error("unknown data format {0:?} (image-folder, ilsvrc, cifar, idx, shards)")]

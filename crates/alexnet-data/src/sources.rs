@@ -214,10 +214,7 @@ pub fn scan_source(src: &Path, format: Option<DataFormat>) -> Result<Source, Dat
                 splits: layout.splits.into_iter().map(SourceSplit::from).collect(),
             })
         }
-        DataFormat::Shards => Err(DataError::BadLayout {
-            path: src.to_path_buf(),
-            reason: "it is already prepared (it holds dataset.json)".into(),
-        }),
+        DataFormat::Shards => Err(DataError::AlreadyPrepared(src.to_path_buf())),
         format => binary_source(src, format),
     }
 }

@@ -33,13 +33,10 @@ pub fn load_split(
         DataFormat::Shards => {
             let shards = ShardSet::open(dir, split)?;
             if shards.side() != side {
-                return Err(DataError::BadLayout {
-                    path: dir.to_path_buf(),
-                    reason: format!(
-                        "shards hold {0}x{0} patches but {side}x{side} were asked for (data.resize); \
-                         prepare again with --side {side}",
-                        shards.side()
-                    ),
+                return Err(DataError::SideMismatch {
+                    dir: dir.to_path_buf(),
+                    stored: shards.side(),
+                    wanted: side,
                 });
             }
             return Ok(Arc::new(shards));

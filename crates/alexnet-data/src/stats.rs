@@ -180,7 +180,7 @@ impl DatasetStats {
                 Some(t)
             })
             .collect();
-        Self::from_tensors(&stats).map_err(|reason| DataError::BadLayout { path, reason })
+        Self::from_tensors(&stats).map_err(|reason| DataError::BadStatistics { path, reason })
     }
 
     /// The statistics among `tensors` (named `mean_image`, `eigenvalues`, `eigenvectors`).

@@ -50,7 +50,7 @@ pub fn read_tensors(path: &Path) -> Result<(HashMap<String, String>, Vec<NamedTe
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    tensors_from_bytes(&bytes).map_err(|reason| DataError::BadLayout {
+    tensors_from_bytes(&bytes).map_err(|reason| DataError::NotTensors {
         path: path.to_path_buf(),
         reason,
     })

@@ -80,9 +80,10 @@ fn val_labels(src: &Path) -> Result<(HashMap<String, String>, PathBuf), DataErro
         let text = read_text(&path)?;
         let mut labels = HashMap::new();
         for (number, line) in text.lines().enumerate().skip(1) {
-            let bad = || DataError::BadLayout {
+            let bad = || DataError::BadLine {
                 path: path.clone(),
-                reason: format!("line {}: expected ImageId,PredictionString", number + 1),
+                line: number + 1,
+                expected: "ImageId,PredictionString",
             };
             let (image, prediction) = line.trim().split_once(',').ok_or_else(bad)?;
             let wnid = prediction.split_whitespace().next().ok_or_else(bad)?;
@@ -94,18 +95,13 @@ fn val_labels(src: &Path) -> Result<(HashMap<String, String>, PathBuf), DataErro
         find(src, "ILSVRC2012_validation_ground_truth.txt"),
         find(src, "meta.mat"),
     ) else {
-        return Err(DataError::BadLayout {
-            path: src.join("val"),
-            reason: "flat validation folder without labels: put LOC_val_solution.csv, or the \
-                     devkit's ILSVRC2012_validation_ground_truth.txt and meta.mat, in the data set folder"
-                .into(),
-        });
+        return Err(DataError::NoValidationLabels(src.join("val")));
     };
     let bytes = std::fs::read(&meta).map_err(|e| DataError::Unreadable {
         path: meta.clone(),
         reason: e.to_string(),
     })?;
-    let bad_meta = |reason: String| DataError::BadLayout {
+    let bad_meta = |reason: String| DataError::BadMetaMat {
         path: meta.clone(),
         reason,
     };
@@ -133,18 +129,19 @@ fn val_labels(src: &Path) -> Result<(HashMap<String, String>, PathBuf), DataErro
     }
     let mut labels = HashMap::new();
     for (i, line) in read_text(&truth)?.lines().enumerate() {
-        let id: u32 = line.trim().parse().map_err(|_| DataError::BadLayout {
+        let id: u32 = line.trim().parse().map_err(|_| DataError::BadLine {
             path: truth.clone(),
-            reason: format!("line {}: {:?} is not an ILSVRC2012_ID", i + 1, line.trim()),
+            line: i + 1,
+            expected: "an ILSVRC2012_ID",
         })?;
-        let wnid = wnid_of_id.get(&id).ok_or_else(|| DataError::BadLayout {
-            path: truth.clone(),
-            reason: format!(
-                "line {}: ILSVRC2012_ID {id} is not in {}",
-                i + 1,
-                meta.display()
-            ),
-        })?;
+        let wnid = wnid_of_id
+            .get(&id)
+            .ok_or_else(|| DataError::UnknownSynsetId {
+                path: truth.clone(),
+                line: i + 1,
+                id,
+                meta: meta.clone(),
+            })?;
         labels.insert(format!("{VAL_PREFIX}{:08}", i + 1), wnid.clone());
     }
     Ok((labels, truth))

@@ -140,9 +140,10 @@ pub fn prepare(
     if !options.splits.is_empty() {
         for wanted in &options.splits {
             if !source.splits.iter().any(|s| &s.name == wanted) {
-                return Err(DataError::BadLayout {
+                return Err(DataError::NoSuchSplit {
                     path: src.to_path_buf(),
-                    reason: format!("no split {wanted:?}"),
+                    split: wanted.clone(),
+                    available: source.splits.iter().map(|s| s.name.clone()).collect(),
                 });
             }
         }
@@ -150,16 +151,10 @@ pub fn prepare(
     }
     let side = options.side.or(source.native_side).unwrap_or(256);
     if side == 0 || side > 4096 {
-        return Err(DataError::BadLayout {
-            path: out.to_path_buf(),
-            reason: format!("side {side} is outside 1..=4096"),
-        });
+        return Err(DataError::SideOutOfRange(side));
     }
     if options.shard_size == 0 {
-        return Err(DataError::BadLayout {
-            path: out.to_path_buf(),
-            reason: "shard size must be at least 1".into(),
-        });
+        return Err(DataError::EmptyShards);
     }
     let encoding_tag = serde_json::to_string(&options.encoding).expect("serializes");
     // What every shard's plan starts with: a change to any of these makes every shard stale.
@@ -178,7 +173,7 @@ pub fn prepare(
         progress.set_message(split.name.clone());
         let mut skipped = split.problems.clone();
         if let (BadInputPolicy::Strict, Some(problem)) = (options.policy, skipped.first()) {
-            return Err(DataError::BadLayout {
+            return Err(DataError::Listing {
                 path: problem.path.clone().into(),
                 reason: problem.reason.clone(),
             });
@@ -270,10 +265,7 @@ pub fn prepare(
         .find(|s| s.name == "train")
         .or(summaries.first())
         .map(|s| s.name.clone())
-        .ok_or_else(|| DataError::BadLayout {
-            path: src.to_path_buf(),
-            reason: "no splits to prepare".into(),
-        })?;
+        .ok_or_else(|| DataError::NothingToPrepare(src.to_path_buf()))?;
     let stats_paths: Vec<PathBuf> = entries[&stats_split]
         .shards
         .iter()

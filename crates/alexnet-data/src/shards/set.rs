@@ -53,19 +53,17 @@ impl Manifest {
         if !dir.is_dir() {
             return Err(DataError::MissingDir(dir.to_path_buf()));
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| DataError::BadLayout {
-            path: dir.to_path_buf(),
-            reason: format!(
-                "no readable {MANIFEST} ({e}): not prepared shards, or `alexnet prepare` did not \
-                 finish (run it again and it completes the job)"
-            ),
+        let text = std::fs::read_to_string(&path).map_err(|e| DataError::NotPrepared {
+            dir: dir.to_path_buf(),
+            reason: e.to_string(),
         })?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| DataError::BadLayout {
-            path: path.clone(),
-            reason: format!("not a shard manifest: {e}"),
-        })?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|e| DataError::BadManifest {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         if manifest.format != MANIFEST_FORMAT {
-            return Err(DataError::BadLayout {
+            return Err(DataError::BadManifest {
                 path,
                 reason: format!("format {:?}, expected {MANIFEST_FORMAT:?}", manifest.format),
             });
@@ -93,23 +91,19 @@ impl ShardSet {
         let entry = manifest
             .splits
             .get(split)
-            .ok_or_else(|| DataError::BadLayout {
+            .ok_or_else(|| DataError::NoSuchSplit {
                 path: dir.to_path_buf(),
-                reason: format!(
-                    "no split {split:?} (it has {:?})",
-                    manifest.splits.keys().collect::<Vec<_>>()
-                ),
+                split: split.to_string(),
+                available: manifest.splits.keys().cloned().collect(),
             })?;
         let paths: Vec<PathBuf> = entry.shards.iter().map(|s| dir.join(s)).collect();
         let set = Self::from_shards(dir, &paths, manifest.side, manifest.class_names)?;
         if set.len() != entry.images {
-            return Err(DataError::BadLayout {
-                path: dir.to_path_buf(),
-                reason: format!(
-                    "split {split:?} should hold {} images, its shards hold {}",
-                    entry.images,
-                    set.len()
-                ),
+            return Err(DataError::SplitSize {
+                dir: dir.to_path_buf(),
+                split: split.to_string(),
+                expected: entry.images,
+                found: set.len(),
             });
         }
         Ok(set)
