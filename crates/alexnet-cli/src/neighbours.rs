@@ -23,6 +23,9 @@ pub struct NeighboursArgs {
     /// Also write, for each image, a picture of it and its neighbours into this folder.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// ImageNet synset words file naming the classes.
+    #[arg(long)]
+    synset_words: Option<PathBuf>,
     #[arg(long, default_value = "flex")]
     backend: String,
     #[arg(long)]
@@ -36,6 +39,7 @@ pub fn run(args: NeighboursArgs) -> Result<()> {
         k: args.k,
         data: args.data,
         out: args.out,
+        synset_words: args.synset_words,
         backend: args.backend,
         quiet: args.quiet,
     };

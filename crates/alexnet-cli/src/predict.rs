@@ -1,10 +1,11 @@
 //! `alexnet predict CKPT IMAGE...`: the five most probable labels of each image (Figure 4).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use alexnet_data::decode::load_square_patch;
+use alexnet_data::formats::ilsvrc::read_synset_words;
 use alexnet_data::{BadInputPolicy, BatchLoader, DecodedSet, ViewPlan};
 use alexnet_eval::predictions::model_probabilities;
 use alexnet_eval::top_k;
@@ -53,19 +54,6 @@ struct Ranked {
     class: usize,
     label: String,
     probability: f32,
-}
-
-/// Reads `wnid words...` lines into a map from the folder name to its words.
-pub fn read_synset_words(path: &Path) -> Result<HashMap<String, String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
-        .filter_map(|line| {
-            let (id, words) = line.trim().split_once(char::is_whitespace)?;
-            Some((id.to_string(), words.trim().to_string()))
-        })
-        .collect())
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {

@@ -28,6 +28,10 @@ pub struct ReportArgs {
     /// Chooses the validation images shown.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// ImageNet synset words file (`n01440764 tench, Tinca tinca` per line) naming the classes
+    /// (fixtures/imagenette-words.txt for Imagenette).
+    #[arg(long)]
+    synset_words: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     #[arg(long, default_value = "flex")]
@@ -43,6 +47,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         examples: args.examples,
         neighbours: args.k,
         seed: args.seed,
+        synset_words: args.synset_words,
         backend: args.backend,
         batch_size: args.batch_size,
         quiet: args.quiet,

@@ -148,6 +148,8 @@ fn a_training_image_is_its_own_nearest_neighbour() {
     let run = small_run("neighbours");
     let image = fixtures().join("train/cat/0003.jpg");
     let pictures = run.with_file_name("pictures");
+    let words = run.with_file_name("words.txt");
+    std::fs::write(&words, "cat house cat, Felis catus\ndog a dog\n").unwrap();
     let out = alexnet(&[
         "neighbours",
         run.to_str().unwrap(),
@@ -156,6 +158,8 @@ fn a_training_image_is_its_own_nearest_neighbour() {
         "2",
         "--out",
         pictures.to_str().unwrap(),
+        "--synset-words",
+        words.to_str().unwrap(),
         "--quiet",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -163,7 +167,7 @@ fn a_training_image_is_its_own_nearest_neighbour() {
     let first = text.lines().nth(1).expect("a first neighbour");
     assert!(
         first.contains("distance     0.000")
-            && first.contains("cat")
+            && first.contains("house cat ")
             && first.ends_with("train/cat/0003.jpg"),
         "{text}"
     );

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use alexnet_data::formats::ilsvrc::read_synset_words;
 use alexnet_data::{
     BadInputPolicy, BatchLoader, DecodedSet, PatchSource, ViewPlan, load_split, progress_bar,
 };
@@ -43,6 +44,8 @@ pub struct ReportOptions {
     pub neighbours: usize,
     /// Chooses the examples.
     pub seed: u64,
+    /// A synset words file (`n01440764 tench, Tinca tinca` per line) naming the classes.
+    pub synset_words: Option<PathBuf>,
     pub backend: String,
     pub batch_size: usize,
     pub quiet: bool,
@@ -57,6 +60,7 @@ impl ReportOptions {
             examples: 8,
             neighbours: 6,
             seed: 0,
+            synset_words: None,
             backend: "flex".into(),
             batch_size: 64,
             quiet: false,
@@ -135,6 +139,25 @@ impl RunModel {
             &progress_bar(0, quiet, "features"),
         )
     }
+}
+
+/// How classes are shown: the first of their synset words when a words file names them, else
+/// their folder names (ImageNet's WNIDs).
+pub fn display_names(
+    class_names: &[String],
+    synset_words: Option<&Path>,
+) -> Result<Vec<String>, ReportError> {
+    let words = match synset_words {
+        Some(path) => read_synset_words(path)?,
+        None => Default::default(),
+    };
+    Ok(class_names
+        .iter()
+        .map(|class| match words.get(class) {
+            Some(words) => words.split(',').next().unwrap_or(words).trim().to_string(),
+            None => class.clone(),
+        })
+        .collect())
 }
 
 /// The run's metrics, refusing a directory that has none.
@@ -498,7 +521,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
 
     let curves = Curves::from_metrics(&metrics);
     curves.draw(&dir.join("curves.png"), 1100, 400)?;
-    let classes = &checkpoint.class_names;
+    let classes = &display_names(&checkpoint.class_names, options.synset_words.as_deref())?;
     let (w, h) = draw_confusion(&evaluation.confusion, classes, &dir.join("confusion.png"))?;
     let confusion = Picture {
         file: "confusion.png".into(),
@@ -722,6 +745,76 @@ mod tests {
             5
         );
         assert_eq!(chosen.len(), 12);
+    }
+
+    /// A checkpoint of the paper's two-tower net whose first kernel is a known pattern: a green
+    /// diagonal on black (green 1 where y = x, every other weight 0).
+    fn patterned_checkpoint() -> Checkpoint {
+        use alexnet_model::{AlexNet, Arch, ModelConfig};
+        use alexnet_run::checkpoint::named_params;
+        let device = burn::tensor::Device::flex();
+        let recipe = alexnet_run::Recipe {
+            model: ModelConfig::new(Arch::Alexnet, 3),
+            ..Default::default()
+        };
+        let model = AlexNet::new(&recipe.model, &device).unwrap();
+        let mut weights = named_params(&model);
+        let conv1 = weights
+            .iter_mut()
+            .find(|t| t.name == "features.0.conv.weight")
+            .unwrap();
+        assert_eq!(conv1.shape, [96, 3, 11, 11]);
+        conv1.values[..3 * 121].fill(0.0);
+        for d in 0..11 {
+            conv1.values[121 + d * 11 + d] = 1.0;
+        }
+        Checkpoint {
+            recipe,
+            class_names: vec!["a".into(), "b".into(), "c".into()],
+            progress: alexnet_run::Progress {
+                epochs_done: 1,
+                step: 1,
+                schedule: alexnet_run::LrSchedule::new(0.01),
+                wall_seconds: 1.0,
+            },
+            weights,
+            velocities: Vec::new(),
+            stats: alexnet_data::DatasetStats {
+                side: 1,
+                mean_image: vec![0.0; 3],
+                eigenvalues: [1.0; 3],
+                eigenvectors: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            },
+        }
+    }
+
+    #[test]
+    fn a_checkpoints_first_kernel_is_drawn_as_its_pattern_one_grid_per_tower() {
+        let dir = std::env::temp_dir().join(format!("alexnet-kernels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let section = kernel_section(&patterned_checkpoint(), &dir).unwrap();
+        // Two towers of 48 kernels (Section 3.2).
+        assert_eq!(section.grids.len(), 2);
+        assert_eq!((section.grids[1].first, section.grids[1].last), (49, 96));
+        let grid = image::open(dir.join(&section.grids[0].picture.file))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(
+            (grid.width(), grid.height()),
+            (
+                section.grids[0].picture.width,
+                section.grids[0].picture.height
+            )
+        );
+        // 11x11 kernels are drawn 4 pixels a weight, after a 4-pixel gap.
+        let pixel = |x: u32, y: u32| grid.get_pixel(4 + 4 * x + 1, 4 + 4 * y + 1).0;
+        for d in 0..11 {
+            assert_eq!(pixel(d, d), [0, 255, 0], "the diagonal is pure green");
+        }
+        assert_eq!(pixel(3, 7), [0, 0, 0]);
+        assert_eq!(pixel(10, 0), [0, 0, 0]);
+        assert_eq!(section.grids[0].colour_share.len(), 4, "two decimals");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -11,7 +11,7 @@ use image::RgbImage;
 use crate::canvas::save_png;
 use crate::error::ReportError;
 use crate::neighbours::{Neighbour, hidden_features};
-use crate::report::{RunModel, thumbnail, training_split};
+use crate::report::{RunModel, display_names, thumbnail, training_split};
 
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
@@ -22,6 +22,8 @@ pub struct SearchOptions {
     pub data: Option<PathBuf>,
     /// Where to write one picture per image: the image, then its neighbours.
     pub out: Option<PathBuf>,
+    /// A synset words file naming the classes.
+    pub synset_words: Option<PathBuf>,
     pub backend: String,
     pub quiet: bool,
 }
@@ -74,6 +76,7 @@ pub fn search(options: &SearchOptions) -> Result<(Vec<Found>, bool), ReportError
             reason: e.to_string(),
         })?;
     }
+    let names = display_names(&checkpoint.class_names, options.synset_words.as_deref())?;
     let mut found = Vec::new();
     for (i, image) in options.images.iter().enumerate() {
         let nearest = index.nearest(&features[i * dims..(i + 1) * dims], options.k);
@@ -94,11 +97,7 @@ pub fn search(options: &SearchOptions) -> Result<(Vec<Found>, bool), ReportError
                 .iter()
                 .map(|n| {
                     let label = train.label(n.index);
-                    (
-                        *n,
-                        checkpoint.class_names[label].clone(),
-                        train.name(n.index),
-                    )
+                    (*n, names[label].clone(), train.name(n.index))
                 })
                 .collect(),
             picture,

@@ -65,7 +65,13 @@ fn synset_words(src: &Path) -> Result<HashMap<String, String>, DataError> {
     let Some(path) = find(src, "LOC_synset_mapping.txt").or_else(|| find(src, "words.txt")) else {
         return Ok(HashMap::new());
     };
-    Ok(read_text(&path)?
+    read_synset_words(&path)
+}
+
+/// A synset words file (`n01440764 tench, Tinca tinca` per line: LOC_synset_mapping.txt,
+/// words.txt) as a map from the WNID to its words.
+pub fn read_synset_words(path: &Path) -> Result<HashMap<String, String>, DataError> {
+    Ok(read_text(path)?
         .lines()
         .filter_map(|line| {
             let (id, words) = line.trim().split_once(char::is_whitespace)?;
