@@ -66,3 +66,17 @@ pub fn save_png(image: &image::RgbImage, path: &Path) -> Result<(), ReportError>
             reason: e.to_string(),
         })
 }
+
+/// Writes `image` as `dir/file` and describes it for the page.
+pub fn save_picture(
+    image: &image::RgbImage,
+    dir: &Path,
+    file: &str,
+) -> Result<crate::page::Picture, ReportError> {
+    save_png(image, &dir.join(file))?;
+    Ok(crate::page::Picture {
+        file: file.to_string(),
+        width: image.width(),
+        height: image.height(),
+    })
+}

@@ -7,7 +7,10 @@
 //! - [`neighbours`]: the last hidden layer of the training images, saved once, searched exactly
 //!   (Figure 4, right).
 //! - [`report`]: evaluates the run's best checkpoint, draws all of the above and writes
-//!   `report.html` through the template in `templates/report.html`.
+//!   `report.html` through the template in `templates/report.html` ([`page`]), into a
+//!   [`staging`] directory renamed into place.
+//! - [`run`]: a run directory as the report reads it; [`header`]: its numbers; [`kernels`]:
+//!   the conv1 grids of a checkpoint; [`examples`]: the validation images shown.
 //! - [`search`]: `alexnet neighbours`, the training images nearest to given image files.
 //! - [`canvas`]: the bitmap the plots are drawn on, and the font they are drawn with.
 
@@ -15,11 +18,16 @@ pub mod canvas;
 pub mod confusion;
 pub mod curves;
 pub mod error;
+pub mod examples;
 pub mod filters;
+pub mod header;
+pub mod kernels;
 pub mod neighbours;
 pub mod page;
 pub mod report;
+pub mod run;
 pub mod search;
+pub mod staging;
 
 pub use error::ReportError;
 pub use neighbours::{FeatureIndex, Neighbour};

@@ -10,8 +10,9 @@ use image::RgbImage;
 
 use crate::canvas::save_png;
 use crate::error::ReportError;
+use crate::examples::thumbnail;
 use crate::neighbours::{Neighbour, hidden_features};
-use crate::report::{RunModel, display_names, thumbnail, training_split};
+use crate::run::{RunModel, display_names, training_split};
 
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
