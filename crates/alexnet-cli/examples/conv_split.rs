@@ -7,7 +7,7 @@
 
 use alexnet_model::bf16_gemm;
 use alexnet_model::conv_im2col::{
-    ConvGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad,
+    ConvGeometry, ConvParams, conv2d_forward, conv2d_input_grad, conv2d_weight_grad,
 };
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -69,10 +69,12 @@ fn main() {
         let geometry = ConvGeometry {
             input: x.dims(),
             weight: w0.dims(),
-            stride: [1, 1],
-            padding: [pad, pad],
-            groups,
-            bf16: false,
+            params: ConvParams {
+                stride: [1, 1],
+                padding: [pad, pad],
+                groups,
+                bf16: false,
+            },
         };
         let x_host = x.into_data().try_to_vec::<f32>().unwrap();
         let dy_host = dy.into_data().try_to_vec::<f32>().unwrap();
@@ -94,7 +96,13 @@ fn main() {
             &[false]
         };
         for &bf16 in precisions {
-            let geometry = ConvGeometry { bf16, ..geometry };
+            let geometry = ConvGeometry {
+                params: ConvParams {
+                    bf16,
+                    ..geometry.params
+                },
+                ..geometry
+            };
             let label = if bf16 { "bf16" } else { "f32" };
             let forward = best_of_4(
                 &|| conv2d_forward(&x_host, &w_host, &bias, &geometry).len(),

@@ -18,10 +18,10 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::{Activation, Arch, ModelConfig, ModelError, Precision};
-use crate::conv_op::ConvBackend;
+use crate::conv_op::{ConvBackend, ConvParams};
 use crate::layers::{Activations, Layer};
 use crate::lrn::LocalResponseNorm;
-use crate::pool_op::PoolBackend;
+use crate::pool_op::{PoolBackend, PoolWindow};
 
 /// One convolutional layer of the table, with what follows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,10 +205,12 @@ impl ConvBlock {
                 x.into_dispatch(),
                 weight.into_dispatch(),
                 bias.val().into_dispatch(),
-                conv.stride,
-                [*top, *left],
-                conv.groups,
-                self.bf16,
+                ConvParams {
+                    stride: conv.stride,
+                    padding: [*top, *left],
+                    groups: conv.groups,
+                    bf16: self.bf16,
+                },
             ));
         }
         conv.forward(x)
@@ -227,8 +229,10 @@ impl ConvBlock {
         {
             let (output, _) = <Dispatch as PoolBackend>::max_pool_saving(
                 x.into_dispatch(),
-                pool.kernel_size,
-                pool.stride,
+                PoolWindow {
+                    size: pool.kernel_size,
+                    stride: pool.stride,
+                },
             );
             return Tensor::from_dispatch(output);
         }

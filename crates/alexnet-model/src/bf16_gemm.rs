@@ -51,6 +51,13 @@ impl Strided<'_> {
     fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.row_stride + j * self.column_stride]
     }
+
+    /// Whether a `rows x columns` matrix read through these strides stays inside `data`.
+    pub fn holds(&self, rows: usize, columns: usize) -> bool {
+        rows == 0
+            || columns == 0
+            || (rows - 1) * self.row_stride + (columns - 1) * self.column_stride < self.data.len()
+    }
 }
 
 /// `c (m x n, row-major) = a (m x k) . b (k x n)`, plus `c`'s old values when `accumulate`, with

@@ -26,8 +26,17 @@ pub struct ConvGeometry {
     pub input: [usize; 4],
     /// `[out_channels, in_channels / groups, kh, kw]`.
     pub weight: [usize; 4],
+    pub params: ConvParams,
+}
+
+/// What a convolution is besides its tensors: the one parameter struct of the operation, from
+/// the layer (`ConvBlock`) through the backend operation (`conv_op.rs`) to these kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvParams {
     pub stride: [usize; 2],
+    /// Symmetric: the same on both sides of each axis.
     pub padding: [usize; 2],
+    /// 2 for the paper's towers (Section 3.2).
     pub groups: usize,
     /// Products with bf16 operands (`bf16_gemm.rs`) instead of f32.
     pub bf16: bool,
@@ -37,8 +46,8 @@ impl ConvGeometry {
     /// `[height, width]` of the output.
     pub fn output_size(&self) -> [usize; 2] {
         let along = |axis: usize| {
-            (self.input[2 + axis] + 2 * self.padding[axis] - self.weight[2 + axis])
-                / self.stride[axis]
+            (self.input[2 + axis] + 2 * self.params.padding[axis] - self.weight[2 + axis])
+                / self.params.stride[axis]
                 + 1
         };
         [along(0), along(1)]
@@ -55,7 +64,7 @@ impl ConvGeometry {
     fn tap_columns(&self, j: usize) -> (usize, usize, usize) {
         let width = self.input[3];
         let [_, wo] = self.output_size();
-        let (sw, pw) = (self.stride[1], self.padding[1]);
+        let (sw, pw) = (self.params.stride[1], self.params.padding[1]);
         let first = pw.saturating_sub(j).div_ceil(sw).min(wo);
         let end = ((width + pw).saturating_sub(j))
             .div_ceil(sw)
@@ -90,10 +99,13 @@ fn product(
     parallelism: gemm::Parallelism,
     bf16: bool,
 ) {
+    debug_assert!(lhs.holds(m, k) && rhs.holds(k, n), "operands inside their slices");
+    debug_assert!(dst.len() >= m * n, "dst holds m x n");
     if bf16 {
         return gemm_bf16(m, n, k, lhs, rhs, dst, accumulate);
     }
-    // SAFETY: the caller's strides describe slices that hold every element they reach.
+    // SAFETY: the strides keep every element read inside `lhs.data` and `rhs.data`, and `dst`
+    // holds m x n row-major (both checked above in debug builds).
     unsafe {
         gemm::gemm(
             m,
@@ -168,8 +180,8 @@ fn im2col_channel(
     let [_, _, height, width] = geometry.input;
     let [_, channels, kh, kw] = geometry.weight;
     let [ho, wo] = geometry.output_size();
-    let [sh, sw] = geometry.stride;
-    let ph = geometry.padding[0];
+    let [sh, sw] = geometry.params.stride;
+    let ph = geometry.params.padding[0];
     let positions = ho * wo;
     let plane = &image[(group * channels + c) * height * width..][..height * width];
     for i in 0..kh {
@@ -204,8 +216,8 @@ fn col2im(cols: &[f32], geometry: &ConvGeometry, group: usize, image: &mut [f32]
     let [_, _, height, width] = geometry.input;
     let [_, channels, kh, kw] = geometry.weight;
     let [ho, wo] = geometry.output_size();
-    let [sh, sw] = geometry.stride;
-    let ph = geometry.padding[0];
+    let [sh, sw] = geometry.params.stride;
+    let ph = geometry.params.padding[0];
     let positions = ho * wo;
     for c in 0..channels {
         let plane = &mut image[(group * channels + c) * height * width..][..height * width];
@@ -244,7 +256,7 @@ pub fn conv2d_input_grad(weight: &[f32], output_grad: &[f32], geometry: &ConvGeo
     let [batch, in_channels, height, width] = geometry.input;
     let out_channels = geometry.weight[0];
     let [ho, wo] = geometry.output_size();
-    let (positions, taps, groups) = (ho * wo, geometry.taps(), geometry.groups);
+    let (positions, taps, groups) = (ho * wo, geometry.taps(), geometry.params.groups);
     let group_out = out_channels / groups;
     let image_size = in_channels * height * width;
     let grad_size = out_channels * positions;
@@ -269,7 +281,7 @@ pub fn conv2d_input_grad(weight: &[f32], output_grad: &[f32], geometry: &ConvGeo
                         transposed(w, taps),
                         rows_of(dy, positions),
                         parallelism,
-                        geometry.bf16,
+                        geometry.params.bf16,
                     );
                     col2im(cols, geometry, g, image);
                 }
@@ -289,7 +301,7 @@ pub fn conv2d_forward(
     let [batch, in_channels, height, width] = geometry.input;
     let out_channels = geometry.weight[0];
     let [ho, wo] = geometry.output_size();
-    let (positions, taps, groups) = (ho * wo, geometry.taps(), geometry.groups);
+    let (positions, taps, groups) = (ho * wo, geometry.taps(), geometry.params.groups);
     let group_out = out_channels / groups;
     let image_size = in_channels * height * width;
     let output_size = out_channels * positions;
@@ -315,7 +327,7 @@ pub fn conv2d_forward(
                         rows_of(w, taps),
                         rows_of(cols, positions),
                         parallelism,
-                        geometry.bf16,
+                        geometry.params.bf16,
                     );
                 }
                 for (map, b) in out.chunks_exact_mut(positions).zip(bias) {
@@ -332,7 +344,7 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
     let [batch, in_channels, height, width] = geometry.input;
     let out_channels = geometry.weight[0];
     let [ho, wo] = geometry.output_size();
-    let (positions, taps, groups) = (ho * wo, geometry.taps(), geometry.groups);
+    let (positions, taps, groups) = (ho * wo, geometry.taps(), geometry.params.groups);
     let group_out = out_channels / groups;
     let image_size = in_channels * height * width;
     let grad_size = out_channels * positions;
@@ -364,7 +376,7 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
                         rows_of(dy, positions),
                         transposed(&cols, positions),
                         gemm::Parallelism::None,
-                        geometry.bf16,
+                        geometry.params.bf16,
                     );
                 }
             }
@@ -388,7 +400,7 @@ mod tests {
         let [batch, cin, h, w] = g.input;
         let [cout, cg, kh, kw] = g.weight;
         let [ho, wo] = g.output_size();
-        let per_group = cout / g.groups;
+        let per_group = cout / g.params.groups;
         let mut dw = vec![0.0f64; cout * cg * kh * kw];
         for n in 0..batch {
             for o in 0..cout {
@@ -399,9 +411,10 @@ mod tests {
                             let mut sum = 0.0f64;
                             for oh in 0..ho {
                                 for ow in 0..wo {
-                                    let y = (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
-                                    let xx =
-                                        (ow * g.stride[1] + j) as isize - g.padding[1] as isize;
+                                    let y = (oh * g.params.stride[0] + i) as isize
+                                        - g.params.padding[0] as isize;
+                                    let xx = (ow * g.params.stride[1] + j) as isize
+                                        - g.params.padding[1] as isize;
                                     if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
                                         continue;
                                     }
@@ -426,7 +439,7 @@ mod tests {
         let [batch, cin, h, wd] = g.input;
         let [cout, cg, kh, kw] = g.weight;
         let [ho, wo] = g.output_size();
-        let per_group = cout / g.groups;
+        let per_group = cout / g.params.groups;
         let mut y = vec![0.0f32; batch * cout * ho * wo];
         for n in 0..batch {
             for o in 0..cout {
@@ -437,10 +450,10 @@ mod tests {
                         for c in 0..cg {
                             for i in 0..kh {
                                 for j in 0..kw {
-                                    let yy =
-                                        (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
-                                    let xx =
-                                        (ow * g.stride[1] + j) as isize - g.padding[1] as isize;
+                                    let yy = (oh * g.params.stride[0] + i) as isize
+                                        - g.params.padding[0] as isize;
+                                    let xx = (ow * g.params.stride[1] + j) as isize
+                                        - g.params.padding[1] as isize;
                                     if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
                                         continue;
                                     }
@@ -466,7 +479,7 @@ mod tests {
         let [batch, cin, h, wd] = g.input;
         let [cout, cg, kh, kw] = g.weight;
         let [ho, wo] = g.output_size();
-        let per_group = cout / g.groups;
+        let per_group = cout / g.params.groups;
         let mut dx = vec![0.0f64; batch * cin * h * wd];
         for n in 0..batch {
             for o in 0..cout {
@@ -477,10 +490,10 @@ mod tests {
                         for c in 0..cg {
                             for i in 0..kh {
                                 for j in 0..kw {
-                                    let yy =
-                                        (oh * g.stride[0] + i) as isize - g.padding[0] as isize;
-                                    let xx =
-                                        (ow * g.stride[1] + j) as isize - g.padding[1] as isize;
+                                    let yy = (oh * g.params.stride[0] + i) as isize
+                                        - g.params.padding[0] as isize;
+                                    let xx = (ow * g.params.stride[1] + j) as isize
+                                        - g.params.padding[1] as isize;
                                     if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
                                         continue;
                                     }
@@ -513,19 +526,23 @@ mod tests {
             ConvGeometry {
                 input: [3, 4, 7, 6],
                 weight: [6, 2, 5, 5],
-                stride: [1, 1],
-                padding: [2, 2],
-                groups: 2,
-                bf16: false,
+                params: ConvParams {
+                    stride: [1, 1],
+                    padding: [2, 2],
+                    groups: 2,
+                    bf16: false,
+                },
             },
             // conv1-like: stride 4, no padding, uneven fit.
             ConvGeometry {
                 input: [2, 3, 15, 13],
                 weight: [4, 3, 3, 5],
-                stride: [4, 3],
-                padding: [0, 1],
-                groups: 1,
-                bf16: false,
+                params: ConvParams {
+                    stride: [4, 3],
+                    padding: [0, 1],
+                    groups: 1,
+                    bf16: false,
+                },
             },
         ] {
             let [ho, wo] = geometry.output_size();
@@ -574,10 +591,12 @@ mod tests {
         let geometry = ConvGeometry {
             input: [3, 4, 9, 8],
             weight: [6, 2, 5, 5],
-            stride: [1, 2],
-            padding: [2, 1],
-            groups: 2,
-            bf16: true,
+            params: ConvParams {
+                stride: [1, 2],
+                padding: [2, 1],
+                groups: 2,
+                bf16: true,
+            },
         };
         let [ho, wo] = geometry.output_size();
         let x = values(geometry.input.iter().product(), 1);

@@ -9,7 +9,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
@@ -17,12 +17,14 @@ use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
 
+use crate::autodiff_op::differentiable;
+pub use crate::conv_im2col::ConvParams;
 use crate::conv_im2col::{ConvGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 use crate::flex_values::{dims, floats, tensor};
 
-/// Symmetric padding, no dilation: the convolutions of AlexNet.
-fn options(stride: [usize; 2], padding: [usize; 2], groups: usize) -> ConvOptions<2> {
-    ConvOptions::new(stride, padding, [1, 1], groups)
+/// Symmetric padding, no dilation: the convolutions of AlexNet, in Burn's terms.
+fn options(params: ConvParams) -> ConvOptions<2> {
+    ConvOptions::new(params.stride, params.padding, [1, 1], params.groups)
 }
 
 #[backend_extension(Flex, Autodiff)]
@@ -32,13 +34,10 @@ pub trait ConvBackend: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        stride: [usize; 2],
-        padding: [usize; 2],
-        groups: usize,
-        bf16: bool,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        let _ = bf16; // f32 on backends without our kernels
-        Self::conv2d(x, weight, Some(bias), options(stride, padding, groups))
+        // f32 (params.bf16 ignored) on backends without our kernels.
+        Self::conv2d(x, weight, Some(bias), options(params))
     }
 
     /// The gradient of the loss with respect to `x`, given the output's gradient.
@@ -46,13 +45,9 @@ pub trait ConvBackend: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
-        stride: [usize; 2],
-        padding: [usize; 2],
-        groups: usize,
-        bf16: bool,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        let _ = bf16;
-        Self::conv2d_x_backward(x, weight, output_grad, options(stride, padding, groups))
+        Self::conv2d_x_backward(x, weight, output_grad, options(params))
     }
 
     /// The gradient of the loss with respect to `weight`, given the output's gradient.
@@ -60,13 +55,9 @@ pub trait ConvBackend: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
-        stride: [usize; 2],
-        padding: [usize; 2],
-        groups: usize,
-        bf16: bool,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        let _ = bf16;
-        Self::conv2d_weight_backward(x, weight, output_grad, options(stride, padding, groups))
+        Self::conv2d_weight_backward(x, weight, output_grad, options(params))
     }
 }
 
@@ -75,15 +66,12 @@ impl ConvBackend for Flex {
         x: FlexTensor,
         weight: FlexTensor,
         bias: FlexTensor,
-        stride: [usize; 2],
-        padding: [usize; 2],
-        groups: usize,
-        bf16: bool,
+        params: ConvParams,
     ) -> FlexTensor {
         if [&x, &weight, &bias].iter().any(|t| t.dtype() != DType::F32) {
-            return Self::conv2d(x, weight, Some(bias), options(stride, padding, groups));
+            return Self::conv2d(x, weight, Some(bias), options(params));
         }
-        let geometry = geometry(&x, &weight, stride, padding, groups, bf16);
+        let geometry = geometry(&x, &weight, params);
         let (x, weight, bias) = (
             x.to_contiguous(),
             weight.to_contiguous(),
@@ -98,20 +86,12 @@ impl ConvBackend for Flex {
         x: FlexTensor,
         weight: FlexTensor,
         output_grad: FlexTensor,
-        stride: [usize; 2],
-        padding: [usize; 2],
-        groups: usize,
-        bf16: bool,
+        params: ConvParams,
     ) -> FlexTensor {
         if weight.dtype() != DType::F32 || output_grad.dtype() != DType::F32 {
-            return Self::conv2d_x_backward(
-                x,
-                weight,
-                output_grad,
-                options(stride, padding, groups),
-            );
+            return Self::conv2d_x_backward(x, weight, output_grad, options(params));
         }
-        let geometry = geometry(&x, &weight, stride, padding, groups, bf16);
+        let geometry = geometry(&x, &weight, params);
         on_values(&weight, &output_grad, geometry.input, |w, dy| {
             conv2d_input_grad(w, dy, &geometry)
         })
@@ -121,20 +101,12 @@ impl ConvBackend for Flex {
         x: FlexTensor,
         weight: FlexTensor,
         output_grad: FlexTensor,
-        stride: [usize; 2],
-        padding: [usize; 2],
-        groups: usize,
-        bf16: bool,
+        params: ConvParams,
     ) -> FlexTensor {
         if x.dtype() != DType::F32 || output_grad.dtype() != DType::F32 {
-            return Self::conv2d_weight_backward(
-                x,
-                weight,
-                output_grad,
-                options(stride, padding, groups),
-            );
+            return Self::conv2d_weight_backward(x, weight, output_grad, options(params));
         }
-        let geometry = geometry(&x, &weight, stride, padding, groups, bf16);
+        let geometry = geometry(&x, &weight, params);
         on_values(&x, &output_grad, geometry.weight, |x, dy| {
             conv2d_weight_grad(x, dy, &geometry)
         })
@@ -153,21 +125,11 @@ fn on_values(
     tensor(kernel(floats(&a), floats(&b)), shape)
 }
 
-fn geometry(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    stride: [usize; 2],
-    padding: [usize; 2],
-    groups: usize,
-    bf16: bool,
-) -> ConvGeometry {
+fn geometry(x: &FlexTensor, weight: &FlexTensor, params: ConvParams) -> ConvGeometry {
     ConvGeometry {
         input: dims(x),
         weight: dims(weight),
-        stride,
-        padding,
-        groups,
-        bf16,
+        params,
     }
 }
 
@@ -175,40 +137,20 @@ fn geometry(
 struct ConvolutionBackward;
 
 impl<B: Backend + ConvBackend> Backward<B, 3> for ConvolutionBackward {
-    /// The input, the weights, the bias and the geometry.
-    type State = (
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-        ([usize; 2], [usize; 2], usize, bool),
-    );
+    /// The input, the weights, the bias and the parameters.
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, ConvParams);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let output_grad = grads.consume::<B>(&ops.node);
-        let (x, weight, bias, (stride, padding, groups, bf16)) = ops.state;
+        let (x, weight, bias, params) = ops.state;
         if let Some(node) = node_x {
-            let grad = B::convolution_input_grad(
-                x.clone(),
-                weight.clone(),
-                output_grad.clone(),
-                stride,
-                padding,
-                groups,
-                bf16,
-            );
+            let grad =
+                B::convolution_input_grad(x.clone(), weight.clone(), output_grad.clone(), params);
             grads.register::<B>(node.id, grad);
         }
         if let Some(node) = node_weight {
-            let grad = B::convolution_weight_grad(
-                x.clone(),
-                weight,
-                output_grad.clone(),
-                stride,
-                padding,
-                groups,
-                bf16,
-            );
+            let grad = B::convolution_weight_grad(x.clone(), weight, output_grad.clone(), params);
             grads.register::<B>(node.id, grad);
         }
         if let Some(node) = node_bias {
@@ -222,43 +164,15 @@ impl<B: Backend + ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        stride: [usize; 2],
-        padding: [usize; 2],
-        groups: usize,
-        bf16: bool,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        match ConvolutionBackward
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight, bias) = (
-                    x.primitive().clone(),
-                    weight.primitive().clone(),
-                    bias.primitive().clone(),
-                );
-                let output = B::convolution(
-                    x.clone(),
-                    weight.clone(),
-                    bias.clone(),
-                    stride,
-                    padding,
-                    groups,
-                    bf16,
-                );
-                prep.finish((x, weight, bias, (stride, padding, groups, bf16)), output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::convolution(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-                stride,
-                padding,
-                groups,
-                bf16,
-            )),
-        }
+        let forward = |[x, weight, bias]: [FloatTensor<B>; 3]| {
+            let output = B::convolution(x.clone(), weight.clone(), bias.clone(), params);
+            (output, (x, weight, bias, params), ())
+        };
+        let plain =
+            |[x, weight, bias]: [FloatTensor<B>; 3]| (B::convolution(x, weight, bias, params), ());
+        differentiable::<B, C, _, _, 3>(ConvolutionBackward, [x, weight, bias], forward, plain).0
     }
 }
 
@@ -300,7 +214,12 @@ mod tests {
     fn output_and_gradients_equal_burns_convolution() {
         let device = Device::flex().autodiff();
         // Two towers, stride 2, padding 1: every index path of the kernel is exercised.
-        let (stride, padding, groups) = ([2, 2], [1, 1], 2);
+        let params = ConvParams {
+            stride: [2, 2],
+            padding: [1, 1],
+            groups: 2,
+            bf16: false,
+        };
         let random =
             |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
         let x = random([3, 4, 9, 8]);
@@ -314,18 +233,12 @@ mod tests {
                     x.into_dispatch(),
                     w.into_dispatch(),
                     b.into_dispatch(),
-                    stride,
-                    padding,
-                    groups,
-                    false,
+                    params,
                 ))
             },
             &inputs,
         );
-        let burns = gradients(
-            |x, w, b| conv2d(x, w, Some(b), options(stride, padding, groups)),
-            &inputs,
-        );
+        let burns = gradients(|x, w, b| conv2d(x, w, Some(b), options(params)), &inputs);
         for (what, (a, b)) in ["output", "x", "weight", "bias"]
             .iter()
             .zip(ours.iter().zip(&burns))

@@ -12,6 +12,7 @@
 //! layers; the parameters and their names are the same either way.
 
 pub mod alexnet;
+mod autodiff_op;
 pub mod bf16_gemm;
 pub mod config;
 pub mod conv_im2col;

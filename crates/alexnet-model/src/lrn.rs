@@ -27,20 +27,14 @@ use crate::lrn_op::LrnBackend;
 
 #[derive(Module, Debug)]
 pub struct LocalResponseNorm {
-    size: usize,
-    k: f64,
-    alpha: f64,
-    beta: f64,
+    /// The paper's n, k, alpha and beta: the one struct from the recipe to the kernel.
+    #[module(skip)]
+    config: LrnConfig,
 }
 
 impl LocalResponseNorm {
     pub fn new(config: &LrnConfig) -> Self {
-        Self {
-            size: config.size,
-            k: config.k,
-            alpha: config.alpha,
-            beta: config.beta,
-        }
+        Self { config: *config }
     }
 
     /// `[batch, channels, height, width]` -> same shape.
@@ -49,10 +43,7 @@ impl LocalResponseNorm {
         if activity.device().inner() == Device::flex() {
             return Tensor::from_dispatch(<Dispatch as LrnBackend>::local_response_norm(
                 activity.into_dispatch(),
-                self.size,
-                self.k,
-                self.alpha,
-                self.beta,
+                self.config,
             ));
         }
         self.forward_composed(activity)
@@ -61,8 +52,14 @@ impl LocalResponseNorm {
     /// The same function written with tensor operations, its backward pass left to autodiff: what
     /// other backends run (and what the tests hold the fused operation against).
     pub fn forward_composed(&self, activity: Tensor<4>) -> Tensor<4> {
+        let LrnConfig {
+            size,
+            k,
+            alpha,
+            beta,
+        } = self.config;
         let [batch, channels, height, width] = activity.dims();
-        let half = self.size / 2;
+        let half = size / 2;
         let squared = activity.clone().square();
         // Zero maps beyond both edges make the clipped sum of the formula a plain sliding window.
         // (Measured against an average pool along the channels and a 1x1 convolution with a band
@@ -73,20 +70,20 @@ impl LocalResponseNorm {
         for offset in 1..=2 * half {
             window_sum = window_sum + padded.clone().narrow(1, offset, channels);
         }
-        let base = window_sum.mul_scalar(self.alpha).add_scalar(self.k);
+        let base = window_sum.mul_scalar(alpha).add_scalar(k);
         if activity.is_require_grad() {
             // Training on other backends: base^-beta as exp(-beta ln base), whose derivatives are
             // cheap (the output itself, and 1 / base) where a power's (or a square root's) is
             // another power. norm1's forward + backward (batch 32): 211 ms with square roots,
             // 165 ms this way.
-            activity * base.log().mul_scalar(-self.beta).exp()
-        } else if self.beta == 0.75 {
+            activity * base.log().mul_scalar(-beta).exp()
+        } else if beta == 0.75 {
             // Inference: the paper's beta = 3/4 as two square roots, the fastest forward pass
             // (norm1 at batch 32: 42 ms, against 85 ms through exp and ln, 158 ms with a power).
             let root = base.sqrt();
             activity / (root.clone() * root.sqrt())
         } else {
-            activity / base.powf_scalar(self.beta)
+            activity / base.powf_scalar(beta)
         }
     }
 }

@@ -14,14 +14,7 @@
 
 use rayon::prelude::*;
 
-/// LRN's constants; `alpha` multiplies the plain sum (the paper's 1e-4), not the mean.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LrnConstants {
-    pub size: usize,
-    pub k: f64,
-    pub alpha: f64,
-    pub beta: f64,
-}
+use crate::config::LrnConfig;
 
 /// `s^-beta`; the paper's beta = 3/4 as two square roots, far cheaper than a power.
 fn power(s: f32, beta: f32) -> f32 {
@@ -76,7 +69,7 @@ pub fn lrn_forward(
     activity: &[f32],
     plane: usize,
     channels: usize,
-    constants: LrnConstants,
+    constants: LrnConfig,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let image = channels * plane;
     let mut output = vec![0.0f32; activity.len()];
@@ -124,7 +117,9 @@ pub fn lrn_backward(
     [activity, scale, powers, grad]: [&[f32]; 4],
     plane: usize,
     channels: usize,
-    (size, alpha, beta): (usize, f64, f64),
+    LrnConfig {
+        size, alpha, beta, ..
+    }: LrnConfig,
 ) -> Vec<f32> {
     let image = channels * plane;
     let half = size / 2;

@@ -20,37 +20,30 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::autodiff::ops::{Backward, Ops, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{DType, Shape, Slice};
 
+use crate::autodiff_op::differentiable;
+use crate::config::LrnConfig;
 use crate::flex_values::{dims, floats, tensor};
-use crate::lrn_kernel::{LrnConstants, lrn_backward, lrn_forward};
+use crate::lrn_kernel::{lrn_backward, lrn_forward};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait LrnBackend: Backend {
     /// `[batch, channels, height, width]` -> `a * (k + alpha * window sum of a^2)^-beta`.
-    fn local_response_norm(
-        activity: FloatTensor<Self>,
-        size: usize,
-        k: f64,
-        alpha: f64,
-        beta: f64,
-    ) -> FloatTensor<Self> {
-        Self::local_response_norm_saving(activity, size, k, alpha, beta).0
+    fn local_response_norm(activity: FloatTensor<Self>, config: LrnConfig) -> FloatTensor<Self> {
+        Self::local_response_norm_saving(activity, config).0
     }
 
     /// The output, with `s` and `p` kept for the backward pass.
     fn local_response_norm_saving(
         activity: FloatTensor<Self>,
-        size: usize,
-        k: f64,
-        alpha: f64,
-        beta: f64,
+        config: LrnConfig,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        composed_forward::<Self>(activity, size, k, alpha, beta)
+        composed_forward::<Self>(activity, config)
     }
 
     /// `dL/da` from the output's gradient and what the forward pass kept.
@@ -59,11 +52,9 @@ pub trait LrnBackend: Backend {
         scale: FloatTensor<Self>,
         power: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        size: usize,
-        alpha: f64,
-        beta: f64,
+        config: LrnConfig,
     ) -> FloatTensor<Self> {
-        composed_backward::<Self>(activity, scale, power, grad, size, alpha, beta)
+        composed_backward::<Self>(activity, scale, power, grad, config)
     }
 }
 
@@ -71,12 +62,9 @@ pub trait LrnBackend: Backend {
 /// other dtypes.
 fn composed_forward<B: Backend>(
     activity: FloatTensor<B>,
-    size: usize,
-    k: f64,
-    alpha: f64,
-    beta: f64,
+    config: LrnConfig,
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
-    let (scale, power) = scale_and_power::<B>(activity.clone(), size, k, alpha, beta);
+    let (scale, power) = scale_and_power::<B>(activity.clone(), config);
     (B::float_mul(activity, power.clone()), scale, power)
 }
 
@@ -86,9 +74,9 @@ fn composed_backward<B: Backend>(
     scale: FloatTensor<B>,
     power: FloatTensor<B>,
     grad: FloatTensor<B>,
-    size: usize,
-    alpha: f64,
-    beta: f64,
+    LrnConfig {
+        size, alpha, beta, ..
+    }: LrnConfig,
 ) -> FloatTensor<B> {
     let weighted = B::float_div(
         B::float_mul(B::float_mul(grad.clone(), activity.clone()), power.clone()),
@@ -106,27 +94,15 @@ fn composed_backward<B: Backend>(
 impl LrnBackend for Flex {
     fn local_response_norm_saving(
         activity: FlexTensor,
-        size: usize,
-        k: f64,
-        alpha: f64,
-        beta: f64,
+        config: LrnConfig,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         if activity.dtype() != DType::F32 {
-            return composed_forward::<Self>(activity, size, k, alpha, beta);
+            return composed_forward::<Self>(activity, config);
         }
         let shape = dims(&activity);
         let activity = activity.to_contiguous();
-        let (output, scale, power) = lrn_forward(
-            floats(&activity),
-            shape[2] * shape[3],
-            shape[1],
-            LrnConstants {
-                size,
-                k,
-                alpha,
-                beta,
-            },
-        );
+        let (output, scale, power) =
+            lrn_forward(floats(&activity), shape[2] * shape[3], shape[1], config);
         (
             tensor(output, shape),
             tensor(scale, shape),
@@ -139,15 +115,13 @@ impl LrnBackend for Flex {
         scale: FlexTensor,
         power: FlexTensor,
         grad: FlexTensor,
-        size: usize,
-        alpha: f64,
-        beta: f64,
+        config: LrnConfig,
     ) -> FlexTensor {
         if [&activity, &scale, &power, &grad]
             .iter()
             .any(|t| t.dtype() != DType::F32)
         {
-            return composed_backward::<Self>(activity, scale, power, grad, size, alpha, beta);
+            return composed_backward::<Self>(activity, scale, power, grad, config);
         }
         let shape = dims(&activity);
         let (activity, scale, power, grad) = (
@@ -165,7 +139,7 @@ impl LrnBackend for Flex {
             ],
             shape[2] * shape[3],
             shape[1],
-            (size, alpha, beta),
+            config,
         );
         tensor(input_grad, shape)
     }
@@ -203,10 +177,12 @@ fn window_sum<B: Backend>(tensor: FloatTensor<B>, size: usize) -> FloatTensor<B>
 /// `s = k + alpha * window sum of a^2` and `p = s^-beta` (as `exp(-beta ln s)`).
 fn scale_and_power<B: Backend>(
     activity: FloatTensor<B>,
-    size: usize,
-    k: f64,
-    alpha: f64,
-    beta: f64,
+    LrnConfig {
+        size,
+        k,
+        alpha,
+        beta,
+    }: LrnConfig,
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let squares = B::float_mul(activity.clone(), activity);
     let scale = B::float_add_scalar(
@@ -225,47 +201,24 @@ struct LrnBackward;
 
 impl<B: Backend + LrnBackend> Backward<B, 1> for LrnBackward {
     /// The input, `s`, `p` and the constants.
-    type State = (
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-        (usize, f64, f64),
-    );
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, LrnConfig);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (activity, scale, power, (size, alpha, beta)) = ops.state;
+        let (activity, scale, power, config) = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            B::local_response_norm_backward(activity, scale, power, grad, size, alpha, beta)
+            B::local_response_norm_backward(activity, scale, power, grad, config)
         });
     }
 }
 
 impl<B: Backend + LrnBackend, C: CheckpointStrategy> LrnBackend for Autodiff<B, C> {
-    fn local_response_norm(
-        activity: FloatTensor<Self>,
-        size: usize,
-        k: f64,
-        alpha: f64,
-        beta: f64,
-    ) -> FloatTensor<Self> {
-        match LrnBackward
-            .prepare::<C>([activity.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let input = activity.primitive().clone();
-                let (output, scale, power) =
-                    B::local_response_norm_saving(input.clone(), size, k, alpha, beta);
-                prep.finish((input, scale, power, (size, alpha, beta)), output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::local_response_norm(
-                activity.into_primitive(),
-                size,
-                k,
-                alpha,
-                beta,
-            )),
-        }
+    fn local_response_norm(activity: FloatTensor<Self>, config: LrnConfig) -> FloatTensor<Self> {
+        let saving = |[activity]: [FloatTensor<B>; 1]| {
+            let (output, scale, power) = B::local_response_norm_saving(activity.clone(), config);
+            (output, (activity, scale, power, config), ())
+        };
+        let plain =
+            |[activity]: [FloatTensor<B>; 1]| (B::local_response_norm(activity, config), ());
+        differentiable::<B, C, _, _, 1>(LrnBackward, [activity], saving, plain).0
     }
 }

@@ -7,12 +7,23 @@
 
 use rayon::prelude::*;
 
-/// `[height, width]` of the output of a `kernel` window moved by `stride`, without padding.
-pub fn pooled_size(input: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> [usize; 2] {
-    [
-        (input[0] - kernel[0]) / stride[0] + 1,
-        (input[1] - kernel[1]) / stride[1] + 1,
-    ]
+/// A pooling window (`[height, width]`) and the step it moves by: the one parameter struct of
+/// the operation, from the layer through `pool_op.rs` to these loops. Section 3.4's overlapping
+/// pooling is a 3x3 window moved by 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolWindow {
+    pub size: [usize; 2],
+    pub stride: [usize; 2],
+}
+
+impl PoolWindow {
+    /// `[height, width]` of the output on an `input` plane, without padding.
+    pub fn pooled_size(&self, input: [usize; 2]) -> [usize; 2] {
+        [
+            (input[0] - self.size[0]) / self.stride[0] + 1,
+            (input[1] - self.size[1]) / self.stride[1] + 1,
+        ]
+    }
 }
 
 /// The maxima of every window of every plane, and each one's position in its plane (as i32, the
@@ -21,11 +32,15 @@ pub fn pooled_size(input: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) ->
 pub fn max_pool_forward(
     input: &[f32],
     size: [usize; 2],
-    kernel: [usize; 2],
-    stride: [usize; 2],
+    window: PoolWindow,
 ) -> (Vec<f32>, Vec<i32>) {
     let [height, width] = size;
-    let [ho, wo] = pooled_size(size, kernel, stride);
+    let [ho, wo] = window.pooled_size(size);
+    let PoolWindow {
+        size: kernel,
+        stride,
+    } = window;
+    debug_assert_eq!(input.len() % (height * width), 0, "whole planes");
     let planes = input.len() / (height * width);
     let mut output = vec![0.0f32; planes * ho * wo];
     let mut positions = vec![0i32; planes * ho * wo];
@@ -110,12 +125,16 @@ mod tests {
     #[test]
     fn overlapping_windows_take_their_maxima_and_route_gradients_back() {
         // Two planes of 5x7, 3x3 windows, stride 2: 2x3 outputs per plane, windows share edges.
-        let (size, kernel, stride) = ([5, 7], [3, 3], [2, 2]);
+        let size = [5, 7];
+        let window = PoolWindow {
+            size: [3, 3],
+            stride: [2, 2],
+        };
         let input: Vec<f32> = (0..70)
             .map(|i| ((i * 37 + 11) % 70) as f32 - 35.0)
             .collect();
-        let (output, positions) = max_pool_forward(&input, size, kernel, stride);
-        let pooled = pooled_size(size, kernel, stride);
+        let (output, positions) = max_pool_forward(&input, size, window);
+        let pooled = window.pooled_size(size);
         assert_eq!(pooled, [2, 3]);
         for p in 0..2 {
             for oh in 0..2 {

@@ -5,24 +5,25 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::autodiff::ops::{Backward, Ops, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::{DType, IntDType};
 
+use crate::autodiff_op::differentiable;
 use crate::flex_values::{dims, floats, ints, tensor};
-use crate::pool_kernel::{max_pool_backward, max_pool_forward, pooled_size};
+pub use crate::pool_kernel::PoolWindow;
+use crate::pool_kernel::{max_pool_backward, max_pool_forward};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait PoolBackend: Backend {
     /// The maximum of each `kernel` window moved by `stride`, and where each one was.
     fn max_pool_saving(
         x: FloatTensor<Self>,
-        kernel: [usize; 2],
-        stride: [usize; 2],
+        window: PoolWindow,
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
-        burns_max_pool::<Self>(x, kernel, stride)
+        burns_max_pool::<Self>(x, window)
     }
 
     /// The input's gradient from the output's and the positions of the maxima.
@@ -30,21 +31,26 @@ pub trait PoolBackend: Backend {
         x: FloatTensor<Self>,
         positions: IntTensor<Self>,
         output_grad: FloatTensor<Self>,
-        kernel: [usize; 2],
-        stride: [usize; 2],
+        window: PoolWindow,
     ) -> FloatTensor<Self> {
-        burns_max_pool_backward::<Self>(x, positions, output_grad, kernel, stride)
+        burns_max_pool_backward::<Self>(x, positions, output_grad, window)
     }
 }
 
 /// Burn's own max pooling without padding: the trait's default, and flex's for other dtypes.
 fn burns_max_pool<B: Backend>(
     x: FloatTensor<B>,
-    kernel: [usize; 2],
-    stride: [usize; 2],
+    window: PoolWindow,
 ) -> (FloatTensor<B>, IntTensor<B>) {
-    let pooled =
-        B::max_pool2d_with_indices(x, kernel, stride, [0, 0], [1, 1], false, IntDType::I64);
+    let pooled = B::max_pool2d_with_indices(
+        x,
+        window.size,
+        window.stride,
+        [0, 0],
+        [1, 1],
+        false,
+        IntDType::I64,
+    );
     (pooled.output, pooled.indices)
 }
 
@@ -52,13 +58,12 @@ fn burns_max_pool_backward<B: Backend>(
     x: FloatTensor<B>,
     positions: IntTensor<B>,
     output_grad: FloatTensor<B>,
-    kernel: [usize; 2],
-    stride: [usize; 2],
+    window: PoolWindow,
 ) -> FloatTensor<B> {
     B::max_pool2d_with_indices_backward(
         x,
-        kernel,
-        stride,
+        window.size,
+        window.stride,
         [0, 0],
         [1, 1],
         false,
@@ -69,18 +74,14 @@ fn burns_max_pool_backward<B: Backend>(
 }
 
 impl PoolBackend for Flex {
-    fn max_pool_saving(
-        x: FlexTensor,
-        kernel: [usize; 2],
-        stride: [usize; 2],
-    ) -> (FlexTensor, FlexTensor) {
+    fn max_pool_saving(x: FlexTensor, window: PoolWindow) -> (FlexTensor, FlexTensor) {
         if x.dtype() != DType::F32 {
-            return burns_max_pool::<Self>(x, kernel, stride);
+            return burns_max_pool::<Self>(x, window);
         }
         let [batch, channels, height, width] = dims(&x);
         let x = x.to_contiguous();
-        let (output, positions) = max_pool_forward(floats(&x), [height, width], kernel, stride);
-        let [ho, wo] = pooled_size([height, width], kernel, stride);
+        let (output, positions) = max_pool_forward(floats(&x), [height, width], window);
+        let [ho, wo] = window.pooled_size([height, width]);
         let shape = [batch, channels, ho, wo];
         (tensor(output, shape), tensor(positions, shape))
     }
@@ -89,11 +90,10 @@ impl PoolBackend for Flex {
         x: FlexTensor,
         positions: FlexTensor,
         output_grad: FlexTensor,
-        kernel: [usize; 2],
-        stride: [usize; 2],
+        window: PoolWindow,
     ) -> FlexTensor {
         if positions.dtype() != DType::I32 || output_grad.dtype() != DType::F32 {
-            return burns_max_pool_backward::<Self>(x, positions, output_grad, kernel, stride);
+            return burns_max_pool_backward::<Self>(x, positions, output_grad, window);
         }
         let shape = dims(&x);
         let [_, _, ho, wo] = dims(&output_grad);
@@ -112,13 +112,13 @@ impl PoolBackend for Flex {
 struct MaxPoolBackward;
 
 impl<B: Backend + PoolBackend> Backward<B, 1> for MaxPoolBackward {
-    /// The input, the positions of the maxima, the window and the stride.
-    type State = (FloatTensor<B>, IntTensor<B>, ([usize; 2], [usize; 2]));
+    /// The input, the positions of the maxima and the window.
+    type State = (FloatTensor<B>, IntTensor<B>, PoolWindow);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (x, positions, (kernel, stride)) = ops.state;
+        let (x, positions, window) = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            B::max_pool_backward(x, positions, grad, kernel, stride)
+            B::max_pool_backward(x, positions, grad, window)
         });
     }
 }
@@ -126,27 +126,14 @@ impl<B: Backend + PoolBackend> Backward<B, 1> for MaxPoolBackward {
 impl<B: Backend + PoolBackend, C: CheckpointStrategy> PoolBackend for Autodiff<B, C> {
     fn max_pool_saving(
         x: FloatTensor<Self>,
-        kernel: [usize; 2],
-        stride: [usize; 2],
+        window: PoolWindow,
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
-        match MaxPoolBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let input = x.primitive().clone();
-                let (output, positions) = B::max_pool_saving(input.clone(), kernel, stride);
-                (
-                    prep.finish((input, positions.clone(), (kernel, stride)), output),
-                    positions,
-                )
-            }
-            OpsKind::UnTracked(prep) => {
-                let (output, positions) = B::max_pool_saving(x.into_primitive(), kernel, stride);
-                (prep.finish(output), positions)
-            }
-        }
+        let saving = |[x]: [FloatTensor<B>; 1]| {
+            let (output, positions) = B::max_pool_saving(x.clone(), window);
+            (output, (x, positions.clone(), window), positions)
+        };
+        let plain = |[x]: [FloatTensor<B>; 1]| B::max_pool_saving(x, window);
+        differentiable::<B, C, _, _, 1>(MaxPoolBackward, [x], saving, plain)
     }
 }
 
@@ -169,8 +156,10 @@ mod tests {
             let y = if ours {
                 let (output, _) = <Dispatch as PoolBackend>::max_pool_saving(
                     x.clone().into_dispatch(),
-                    [3, 3],
-                    [2, 2],
+                    PoolWindow {
+                        size: [3, 3],
+                        stride: [2, 2],
+                    },
                 );
                 Tensor::from_dispatch(output)
             } else {
