@@ -99,7 +99,10 @@ fn product(
     parallelism: gemm::Parallelism,
     bf16: bool,
 ) {
-    debug_assert!(lhs.holds(m, k) && rhs.holds(k, n), "operands inside their slices");
+    debug_assert!(
+        lhs.holds(m, k) && rhs.holds(k, n),
+        "operands inside their slices"
+    );
     debug_assert!(dst.len() >= m * n, "dst holds m x n");
     if bf16 {
         return gemm_bf16(m, n, k, lhs, rhs, dst, accumulate);

@@ -9,7 +9,8 @@ use std::time::Instant;
 use alexnet_data::{Batch, BatchLoader, progress_bar};
 use alexnet_eval::top_k;
 use alexnet_model::AlexNet;
-use alexnet_run::{Progress, batch_tensors};
+use alexnet_run::checkpoint::{load_params, velocities_from_named};
+use alexnet_run::{Checkpoint, Progress, Recipe, batch_tensors};
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
@@ -39,6 +40,24 @@ pub struct Learner {
     pub model: AlexNet,
     pub sgd: PaperSgd,
     pub progress: Progress,
+}
+
+impl Learner {
+    /// The network, its SGD velocities and its progress from a (new or resumed) run's state.
+    pub fn from_state(
+        recipe: &Recipe,
+        state: &Checkpoint,
+        devices: &Devices,
+    ) -> Result<Self, TrainError> {
+        let model = AlexNet::new(&recipe.model, &devices.autodiff)?;
+        let mut sgd = PaperSgd::new(recipe.optim.momentum, recipe.optim.weight_decay);
+        sgd.velocities = velocities_from_named(&state.velocities, &devices.plain);
+        Ok(Self {
+            model: load_params(model, &state.weights)?,
+            sgd,
+            progress: state.progress.clone(),
+        })
+    }
 }
 
 /// One step on `batch` (or on this rank's share of it, the gradients then combined over the

@@ -7,15 +7,13 @@
 //! validation top-1 error). `resume` continues from `last.safetensors` at the next epoch, with the
 //! same weights, velocities, schedule, data order and dropout seed as an uninterrupted run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use alexnet_data::{BatchLoader, DataError, ViewPlan, progress_bar};
 use alexnet_eval::{EvalReport, evaluate};
 use alexnet_model::AlexNet;
-use alexnet_run::checkpoint::{
-    load_params, named_params, velocities_from_named, velocities_to_named,
-};
+use alexnet_run::checkpoint::{named_params, velocities_to_named};
 use alexnet_run::metrics::append;
 use alexnet_run::{Checkpoint, EpochMetrics, Recipe};
 use burn::module::Module;
@@ -25,9 +23,8 @@ use burn::tensor::Device;
 use crate::error::{TrainError, io_error};
 use crate::peers::{PeerConfig, Peers};
 use crate::run_data::RunData;
-use crate::sgd::PaperSgd;
 use crate::start::{Start, start};
-use crate::step::{Learner, train_epoch};
+use crate::step::{Devices, EpochTotals, Learner, train_epoch};
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -93,37 +90,12 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
         devices,
         last_epoch,
     } = start(recipe, options, &mut peers)?;
-    let mut learner = Learner {
-        model: load_params(
-            AlexNet::new(&recipe.model, &devices.autodiff)?,
-            &state.weights,
-        )?,
-        sgd: PaperSgd::new(recipe.optim.momentum, recipe.optim.weight_decay),
-        progress: state.progress.clone(),
-    };
-    learner.sgd.velocities = velocities_from_named(&state.velocities, &devices.plain);
+    let mut learner = Learner::from_state(&recipe, &state, &devices)?;
     let (train_loader, val_loader) = loaders(&recipe, &data, &peers)?;
     let loss_function = CrossEntropyLossConfig::new().init(&devices.autodiff);
-
-    let mut summary = TrainSummary {
-        epochs: Vec::new(),
-        images: 0,
-        local_images: 0,
-        last_checkpoint: options.run_dir.join("last.safetensors"),
-        best_checkpoint: options.run_dir.join("best.safetensors"),
-    };
+    let mut summary = TrainSummary::new(&options.run_dir);
     while learner.progress.epochs_done < last_epoch {
-        let epoch = learner.progress.epochs_done;
-        // Dropout draws from the backend's generator: seeding it per epoch makes a resumed run
-        // draw what the uninterrupted one would have. Each rank draws its own masks.
-        devices.plain.seed(
-            recipe
-                .run
-                .seed
-                .wrapping_mul(1_000_003)
-                .wrapping_add(epoch as u64)
-                .wrapping_add((peers.rank as u64) << 32),
-        );
+        seed_dropout(&devices, &recipe, learner.progress.epochs_done, peers.rank);
         let lr = learner.progress.schedule.lr;
         let totals;
         (learner, totals) = train_epoch(
@@ -134,8 +106,6 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
             &devices,
             options.quiet,
         )?;
-        summary.images += totals.seen;
-        summary.local_images += totals.local;
 
         // Rank 0 validates; every rank's schedule follows its errors.
         let validation_started = Instant::now();
@@ -147,17 +117,18 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
             None => None,
         };
         let [top1_error, top5_error] = peers.from_root(errors)?;
-        let epoch_seconds = totals.seconds + validation_started.elapsed().as_secs_f64();
+        let seconds = totals.seconds + validation_started.elapsed().as_secs_f64();
 
+        // Section 5: divide the learning rate by 10 when the validation error stops improving.
         let progress = &mut learner.progress;
-        progress.wall_seconds += epoch_seconds;
-        progress.epochs_done = epoch + 1;
+        progress.wall_seconds += seconds;
+        progress.epochs_done += 1;
         let dropped =
             progress
                 .schedule
                 .end_of_epoch(&recipe.schedule, progress.epochs_done, top1_error);
         let metrics = EpochMetrics {
-            epoch: epoch + 1,
+            epoch: progress.epochs_done,
             step: progress.step,
             lr,
             train_loss: totals.mean_loss(),
@@ -165,7 +136,7 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
             val_top1_error: top1_error,
             val_top5_error: top5_error,
             images_per_second: totals.seen as f64 / totals.seconds,
-            epoch_seconds,
+            epoch_seconds: seconds,
             wall_seconds: progress.wall_seconds,
         };
         if peers.is_root() {
@@ -174,9 +145,40 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
                 print_epoch(&metrics, dropped);
             }
         }
-        summary.epochs.push(metrics);
+        summary.add(metrics, &totals);
     }
     Ok(summary)
+}
+
+/// Dropout draws from the backend's generator: seeding it per epoch makes a resumed run draw
+/// what the uninterrupted one would have. Each rank draws its own masks.
+fn seed_dropout(devices: &Devices, recipe: &Recipe, epoch: usize, rank: usize) {
+    devices.plain.seed(
+        recipe
+            .run
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(epoch as u64)
+            .wrapping_add((rank as u64) << 32),
+    );
+}
+
+impl TrainSummary {
+    fn new(run_dir: &Path) -> Self {
+        Self {
+            epochs: Vec::new(),
+            images: 0,
+            local_images: 0,
+            last_checkpoint: run_dir.join("last.safetensors"),
+            best_checkpoint: run_dir.join("best.safetensors"),
+        }
+    }
+
+    fn add(&mut self, metrics: EpochMetrics, totals: &EpochTotals) {
+        self.images += totals.seen;
+        self.local_images += totals.local;
+        self.epochs.push(metrics);
+    }
 }
 
 /// The training loader (this rank's share of every batch) and, on rank 0, the validation loader.
