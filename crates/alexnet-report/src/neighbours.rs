@@ -37,7 +37,7 @@ pub struct Neighbour {
 /// The last hidden layer of every image of a split, row by row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureIndex {
-    /// What the features were computed with ([`checkpoint_key`]).
+    /// What the features were computed with: [`checkpoint_key`] and which training images.
     pub key: String,
     pub dims: usize,
     /// `[len, dims]`.
@@ -177,8 +177,9 @@ pub fn hidden_features(
     Ok((features, dims))
 }
 
-/// The index saved in `run_dir` if it was built with these weights; otherwise a new one over
-/// `loader`'s split (centre crops), saved there. Returns whether it was (re)built.
+/// The index saved in `run_dir` if it was built with these weights over these images;
+/// otherwise a new one over `loader`'s split (centre crops), saved there. Returns whether it
+/// was (re)built.
 pub fn load_or_build(
     run_dir: &Path,
     checkpoint: &Checkpoint,
@@ -188,18 +189,25 @@ pub fn load_or_build(
     progress: &ProgressBar,
 ) -> Result<(FeatureIndex, bool), ReportError> {
     let path = run_dir.join(INDEX_FILE);
-    let key = checkpoint_key(checkpoint);
+    // The weights, and which training images: another data set given with --data is another
+    // index.
+    let set = &loader.set;
+    let images = match set.len() {
+        0 => "no images".to_string(),
+        n => format!("{n} images, {} to {}", set.name(0), set.name(n - 1)),
+    };
+    let key = format!("{}; {images}", checkpoint_key(checkpoint));
     if path.exists() {
         // An unreadable or stale index is rebuilt, not an error: it is a cache.
         if let Ok(index) = FeatureIndex::load(&path)
             && index.key == key
-            && index.len() == loader.set.len()
+            && index.len() == set.len()
         {
             return Ok((index, false));
         }
     }
     let (features, dims) = hidden_features(model, loader, device, progress)?;
-    let labels = (0..loader.set.len()).map(|i| loader.set.label(i)).collect();
+    let labels = (0..set.len()).map(|i| set.label(i)).collect();
     let index = FeatureIndex {
         key,
         dims,
