@@ -17,7 +17,7 @@ pub struct TrainArgs {
     /// Override any recipe field, e.g. `--set optim.lr=0.02 --set model.lrn=false`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
-    /// Data set root (sets data.dir): holds <train_split>/<class>/* and <val_split>/<class>/*.
+    /// Data set root (sets data.dir): holds `<train_split>/<class>/*` and `<val_split>/<class>/*`.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Model name (sets model.arch).

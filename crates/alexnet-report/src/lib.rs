@@ -11,7 +11,7 @@
 //!   [`staging`] directory renamed into place.
 //! - [`run`]: a run directory as the report reads it; [`header`]: its numbers; [`kernels`]:
 //!   the conv1 grids of a checkpoint; [`examples`]: the validation images shown.
-//! - [`search`]: `alexnet neighbours`, the training images nearest to given image files.
+//! - [`search`](mod@search): `alexnet neighbours`, the training images nearest to given image files.
 //! - [`canvas`]: the bitmap the plots are drawn on, and the font they are drawn with.
 
 pub mod canvas;

@@ -6,7 +6,7 @@
 //! - [`checkpoint`]: one self-contained file per saved state: weights, velocities, statistics,
 //!   classes, recipe, progress; and the network it rebuilds.
 //! - [`metrics`]: `metrics.jsonl`, one line per epoch.
-//! - [`device`]: the backend a run computes on (`run.backend`).
+//! - [`device`](mod@device): the backend a run computes on (`run.backend`).
 //! - [`batch`]: a batch of the loader as the model's input tensors.
 
 pub mod batch;

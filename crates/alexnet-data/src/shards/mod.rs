@@ -1,8 +1,8 @@
 //! Packed shards: a prepared data set read in place, as Caffe's LMDB or TFRecords are.
 //!
-//! - [`file`]: one shard file (patches then an index), written atomically, read by memory mapping.
+//! - [`file`](mod@file): one shard file (patches then an index), written atomically, read by memory mapping.
 //! - [`set`]: the manifest of a prepared data set and a split of it as a [`PatchSource`](crate::PatchSource).
-//! - [`prepare`]: from a source layout to shards, statistics, report and manifest; resumable.
+//! - [`prepare`](mod@prepare): from a source layout to shards, statistics, report and manifest; resumable.
 
 pub mod file;
 pub mod prepare;

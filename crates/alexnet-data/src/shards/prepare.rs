@@ -1,7 +1,7 @@
 //! `alexnet prepare SRC OUT`: a data set on disk, in any layout we read, becomes packed shards with
 //! the statistics the paper's preprocessing needs.
 //!
-//! 1. Scan the source ([`scan_source`](crate::sources::scan_source)): which splits, which
+//! 1. Scan the source ([`crate::sources::scan_source`]): which splits, which
 //!    classes, which files.
 //! 2. For each split, cut the file list into shards of `shard_size` images. A shard whose file is
 //!    already there with the same plan (a re-run after an interruption) is kept; any other is
