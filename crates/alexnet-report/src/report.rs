@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use alexnet_data::{BadInputPolicy, BatchLoader, ViewPlan, progress_bar};
 use alexnet_eval::{EvalReport, checkpoint_split, evaluate};
+use alexnet_run::recipe::LrPolicy;
 use burn::module::Module;
 
 use crate::canvas::save_picture;
@@ -124,7 +125,11 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
     let staging = Staging::new(&out)?;
     let dir = staging.dir.clone();
 
-    let curves = Curves::from_metrics(&metrics);
+    let mut curves = Curves::from_metrics(&metrics);
+    if recipe.schedule.policy == LrPolicy::Cosine {
+        // Its rate falls a little every step: there are no drops to mark.
+        curves.lr_drops.clear();
+    }
     curves.draw(&dir.join("curves.png"), 1100, 400)?;
     let classes = &display_names(&checkpoint.class_names, options.synset_words.as_deref())?;
     let (w, h) = draw_confusion(&evaluation.confusion, classes, &dir.join("confusion.png"))?;

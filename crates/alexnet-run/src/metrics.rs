@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct EpochMetrics {
     pub epoch: usize,
     pub step: u64,
-    /// Learning rate used during the epoch.
+    /// Learning rate used during the epoch (for a rate set at every step, its last step's).
     pub lr: f64,
     pub train_loss: f64,
     /// Top-1 error on the augmented training batches, as they were trained on.

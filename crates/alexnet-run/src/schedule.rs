@@ -40,7 +40,8 @@ impl LrSchedule {
             self.best_error = Some(val_error);
         }
         let drop = match recipe.policy {
-            LrPolicy::Fixed => false,
+            // Set at every step instead (`step_lr`).
+            LrPolicy::Fixed | LrPolicy::Cosine => false,
             LrPolicy::Step => {
                 recipe.step_epochs > 0 && epochs_done.is_multiple_of(recipe.step_epochs)
             }
@@ -60,6 +61,31 @@ impl LrSchedule {
             self.epochs_without_improvement = 0;
         }
         drop
+    }
+}
+
+/// The learning rate of step `step` (counted from 0 over the whole run) for the policies that
+/// set it at every step; `None` for those that change it between epochs.
+pub fn step_lr(
+    recipe: &ScheduleRecipe,
+    base_lr: f64,
+    step: u64,
+    steps_per_epoch: usize,
+    epochs: usize,
+) -> Option<f64> {
+    match recipe.policy {
+        LrPolicy::Cosine => {
+            let total = (steps_per_epoch * epochs).max(1) as f64;
+            let warmup = (recipe.warmup_epochs * steps_per_epoch as f64).min(total);
+            let step = step as f64;
+            Some(if step < warmup {
+                base_lr * (step + 1.0) / warmup
+            } else {
+                let progress = ((step - warmup) / (total - warmup).max(1.0)).min(1.0);
+                base_lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            })
+        }
+        LrPolicy::Plateau | LrPolicy::Step | LrPolicy::Fixed => None,
     }
 }
 
@@ -89,6 +115,38 @@ mod tests {
         );
         assert!((s.lr - 0.0001).abs() < 1e-12);
         assert_eq!(s.best_error, Some(0.3));
+    }
+
+    #[test]
+    fn cosine_warms_up_linearly_then_follows_half_a_cosine_to_zero() {
+        let recipe = ScheduleRecipe {
+            policy: LrPolicy::Cosine,
+            warmup_epochs: 1.0,
+            ..ScheduleRecipe::default()
+        };
+        // 10 steps an epoch, 5 epochs: 10 warm-up steps, then 40 of cosine.
+        let lr = |step| step_lr(&recipe, 0.2, step, 10, 5).unwrap();
+        assert!((lr(0) - 0.02).abs() < 1e-12, "first warm-up step: 0.2 / 10");
+        assert!((lr(4) - 0.1).abs() < 1e-12);
+        assert!(
+            (lr(9) - 0.2).abs() < 1e-12,
+            "the warm-up ends at the full rate"
+        );
+        assert!(
+            (lr(10) - 0.2).abs() < 1e-12,
+            "the cosine starts at the full rate"
+        );
+        assert!((lr(30) - 0.1).abs() < 1e-12, "half way: half the rate");
+        let quarter = 0.2 * 0.5 * (1.0 + (std::f64::consts::PI / 4.0).cos());
+        assert!((lr(20) - quarter).abs() < 1e-12);
+        assert!(lr(49) < 0.001 && lr(49) > 0.0, "near zero at the last step");
+        assert!(
+            step_lr(&ScheduleRecipe::default(), 0.2, 3, 10, 5).is_none(),
+            "the paper's plateau rule changes the rate between epochs"
+        );
+        // The cosine never drops the rate at an epoch's end.
+        let mut s = LrSchedule::new(0.2);
+        assert!(!s.end_of_epoch(&recipe, 1, 0.9));
     }
 
     #[test]

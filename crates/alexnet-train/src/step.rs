@@ -10,6 +10,7 @@ use alexnet_data::{Batch, BatchLoader, progress_bar};
 use alexnet_eval::top_k;
 use alexnet_model::AlexNet;
 use alexnet_run::checkpoint::{load_params, velocities_from_named};
+use alexnet_run::schedule::step_lr;
 use alexnet_run::{Checkpoint, Progress, Recipe, batch_tensors};
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::GradientsParams;
@@ -144,6 +145,7 @@ impl EpochTotals {
 /// times a long epoch, so that a run in the background still says how it goes).
 pub fn train_epoch(
     mut learner: Learner,
+    recipe: &Recipe,
     loader: &BatchLoader,
     loss_function: &CrossEntropyLoss,
     peers: &mut Peers,
@@ -168,6 +170,15 @@ pub fn train_epoch(
     for (index, batch) in loader.epoch(epoch, 0).into_iter().enumerate() {
         let batch = batch?;
         totals.local += batch.len();
+        if let Some(lr) = step_lr(
+            &recipe.schedule,
+            recipe.optim.lr,
+            learner.progress.step,
+            batches,
+            recipe.run.epochs,
+        ) {
+            learner.progress.schedule.lr = lr;
+        }
         let (stepped, step) = train_step(learner, batch, loss_function, peers, devices)?;
         learner = stepped;
         totals.loss_sum += step.loss_sum;

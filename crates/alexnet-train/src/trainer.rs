@@ -15,6 +15,7 @@ use alexnet_eval::{EvalReport, evaluate};
 use alexnet_model::AlexNet;
 use alexnet_run::checkpoint::{named_params, velocities_to_named};
 use alexnet_run::metrics::append;
+use alexnet_run::recipe::LrPolicy;
 use alexnet_run::{Checkpoint, EpochMetrics, Recipe};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -92,20 +93,30 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
     } = start(recipe, options, &mut peers)?;
     let mut learner = Learner::from_state(&recipe, &state, &devices)?;
     let (train_loader, val_loader) = loaders(&recipe, &data, &peers)?;
-    let loss_function = CrossEntropyLossConfig::new().init(&devices.autodiff);
+    let smoothing = recipe.optim.label_smoothing;
+    let loss_function = CrossEntropyLossConfig::new()
+        .with_smoothing((smoothing > 0.0).then_some(smoothing as f32))
+        .init(&devices.autodiff);
     let mut summary = TrainSummary::new(&options.run_dir);
     while learner.progress.epochs_done < last_epoch {
         seed_dropout(&devices, &recipe, learner.progress.epochs_done, peers.rank);
-        let lr = learner.progress.schedule.lr;
+        let lr_before = learner.progress.schedule.lr;
         let totals;
         (learner, totals) = train_epoch(
             learner,
+            &recipe,
             &train_loader,
             &loss_function,
             &mut peers,
             &devices,
             options.quiet,
         )?;
+
+        // A rate set at every step is reported as its last step's.
+        let lr = match recipe.schedule.policy {
+            LrPolicy::Cosine => learner.progress.schedule.lr,
+            LrPolicy::Plateau | LrPolicy::Step | LrPolicy::Fixed => lr_before,
+        };
 
         // Rank 0 validates; every rank's schedule follows its errors.
         let validation_started = Instant::now();
