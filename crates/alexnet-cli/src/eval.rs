@@ -88,18 +88,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
 
     let mut members = Vec::new();
-    let mut decoded: Vec<(usize, Arc<dyn PatchSource>)> = Vec::new();
-    let mut split = PathBuf::new();
+    // Each patch side the members need, decoded once: (side, where it was read from, the set).
+    let mut decoded: Vec<(usize, PathBuf, Arc<dyn PatchSource>)> = Vec::new();
     for (path, checkpoint) in &checkpoints {
         let model = model_from_checkpoint(checkpoint, &device)
             .with_context(|| path.display().to_string())?;
         let side = checkpoint.recipe.data.resize;
-        let set = match decoded.iter().find(|(s, _)| *s == side) {
-            Some((_, set)) => set.clone(),
+        let set = match decoded.iter().find(|(s, _, _)| *s == side) {
+            Some((_, _, set)) => set.clone(),
             None => {
                 let (origin, set) = load_set(side)?;
-                split = origin;
-                decoded.push((side, set.clone()));
+                decoded.push((side, origin, set.clone()));
                 set
             }
         };
@@ -115,6 +114,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         members.push((model, loader));
     }
     let report = evaluate(&members, &device, &progress_bar(0, args.quiet, "eval"))?;
+    let split = &decoded[0].1;
 
     let views = if args.ten_crop {
         "10-crop"

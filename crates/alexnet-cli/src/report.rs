@@ -59,8 +59,12 @@ pub fn run(args: ReportArgs) -> Result<()> {
         Some(false) => "feature index reused",
         None => "no neighbours",
     };
+    let sharing = match summary.neighbours_sharing {
+        Some((same, shown)) => format!("; {same} of {shown} neighbours share the true class"),
+        None => String::new(),
+    };
     println!(
-        "wrote {} (top-1 error {:.4}, top-5 error {:.4} on {} images; {index}; {:.1} s)",
+        "wrote {} (top-1 error {:.4}, top-5 error {:.4} on {} images; {index}{sharing}; {:.1} s)",
         summary.html.display(),
         summary.evaluation.top1_error,
         summary.evaluation.top5_error,

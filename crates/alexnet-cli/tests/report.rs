@@ -120,6 +120,29 @@ fn the_report_of_a_real_run_shows_its_numbers_and_pictures() {
     assert_eq!(text_of(&dom, "eval-images"), eval["images"].to_string());
     assert_eq!(text_of(&dom, "epochs-done"), "4");
     assert!(text_of(&dom, "parameters").contains("116,906"));
+    // The count of neighbours sharing their image's class is the page's own tiles, counted.
+    let examples: Vec<_> = dom
+        .query_selector("div.example")
+        .unwrap()
+        .map(|handle| handle.get(parser).unwrap().inner_html(parser).into_owned())
+        .collect();
+    let sharing: usize = examples
+        .iter()
+        .map(|example| {
+            let true_name = example
+                .split("<figcaption>")
+                .nth(1)
+                .and_then(|rest| rest.split("</figcaption>").next())
+                .unwrap()
+                .to_string();
+            example
+                .split("<figcaption>")
+                .skip(2)
+                .filter(|caption| caption.starts_with(&format!("{true_name}<br>")))
+                .count()
+        })
+        .sum();
+    assert_eq!(text_of(&dom, "neighbours-sharing"), sharing.to_string());
 
     // Run again: the feature index is reused, the report replaced, no temporary left beside it.
     let again = alexnet(&[

@@ -50,10 +50,11 @@ impl Canvas {
         BitMapBackend::with_buffer(&mut self.pixels, (self.width, self.height)).into_drawing_area()
     }
 
-    pub fn save(self, path: &Path) -> Result<(), ReportError> {
+    /// Writes the canvas as `dir/file` and describes it for the page.
+    pub fn save(self, dir: &Path, file: &str) -> Result<crate::page::Picture, ReportError> {
         let image = image::RgbImage::from_raw(self.width, self.height, self.pixels)
             .expect("the buffer is width x height x 3");
-        save_png(&image, path)
+        save_picture(&image, dir, file)
     }
 }
 

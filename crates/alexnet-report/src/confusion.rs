@@ -7,6 +7,7 @@ use plotters::prelude::*;
 
 use crate::canvas::{Canvas, FONT, plot_error};
 use crate::error::ReportError;
+use crate::page::Picture;
 
 /// Above this many classes the heat map has no class names (they would not be legible).
 const MAX_LABELLED_CLASSES: usize = 40;
@@ -38,13 +39,14 @@ pub fn confusion_layout(class_names: &[String]) -> (i32, i32, i32) {
     (left, 40, (640 / n).clamp(1, 48) as i32)
 }
 
-/// `confusion[true][predicted]` counts as a heat map PNG at `path`, rows labelled with
+/// `confusion[true][predicted]` counts as a heat map PNG `dir/file`, rows labelled with
 /// `class_names` and columns with class numbers.
 pub fn draw_confusion(
     confusion: &[Vec<usize>],
     class_names: &[String],
-    path: &Path,
-) -> Result<(u32, u32), ReportError> {
+    dir: &Path,
+    file: &str,
+) -> Result<Picture, ReportError> {
     let n = confusion.len().max(1);
     let labelled = n <= MAX_LABELLED_CLASSES;
     let (left, top, cell) = confusion_layout(class_names);
@@ -112,8 +114,7 @@ pub fn draw_confusion(
         .map_err(plot_error)?;
         root.present().map_err(plot_error)?;
     }
-    canvas.save(path)?;
-    Ok((width, height))
+    canvas.save(dir, file)
 }
 
 /// Classes ordered from the lowest accuracy to the highest (ties by class index).
@@ -124,13 +125,14 @@ pub fn sorted_by_accuracy(accuracy: &[f64]) -> Vec<usize> {
 }
 
 /// Per-class accuracy as horizontal bars, worst class first, at `path`. With many classes only
-/// the `limit` worst and `limit` best are drawn.
+/// the `limit` worst and `limit` best are drawn. Written as `dir/file`.
 pub fn draw_per_class(
     accuracy: &[f64],
     class_names: &[String],
     limit: usize,
-    path: &Path,
-) -> Result<(u32, u32), ReportError> {
+    dir: &Path,
+    file: &str,
+) -> Result<Picture, ReportError> {
     let order = sorted_by_accuracy(accuracy);
     let shown: Vec<Option<usize>> = if order.len() > 2 * limit {
         order[..limit]
@@ -186,8 +188,7 @@ pub fn draw_per_class(
         }
         root.present().map_err(plot_error)?;
     }
-    canvas.save(path)?;
-    Ok((width, height))
+    canvas.save(dir, file)
 }
 
 fn truncate(name: &str, chars: usize) -> String {
@@ -211,11 +212,13 @@ mod tests {
     fn a_full_row_is_the_darkest_cell_and_an_empty_one_white() {
         let dir = std::env::temp_dir().join(format!("alexnet-confusion-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("confusion.png");
         let names = vec!["cat".to_string(), "dog".to_string()];
-        let (width, height) = draw_confusion(&[vec![4, 0], vec![1, 3]], &names, &path).unwrap();
-        let image = image::open(&path).unwrap().to_rgb8();
-        assert_eq!((image.width(), image.height()), (width, height));
+        let picture = draw_confusion(&[vec![4, 0], vec![1, 3]], &names, &dir, "c.png").unwrap();
+        let image = image::open(dir.join(&picture.file)).unwrap().to_rgb8();
+        assert_eq!(
+            (image.width(), image.height()),
+            (picture.width, picture.height)
+        );
         // Cell (0, 0) holds the whole row: the darkest shade; cell (0, 1) none: white.
         let (left, top, cell) = confusion_layout(&names);
         let (left, top, cell) = (left as u32, top as u32, cell as u32);

@@ -10,6 +10,7 @@ use plotters::prelude::*;
 
 use crate::canvas::{Canvas, FONT, plot_error};
 use crate::error::ReportError;
+use crate::page::Picture;
 
 // Matplotlib's first colours: familiar from every other training plot.
 const TRAIN: RGBColor = RGBColor(31, 119, 180);
@@ -66,8 +67,14 @@ impl Curves {
         self.train_loss.last().map_or(1.0, |&(epoch, _)| epoch)
     }
 
-    /// Draws the loss (left) and the errors (right) into a `width` x `height` PNG at `path`.
-    pub fn draw(&self, path: &Path, width: u32, height: u32) -> Result<(), ReportError> {
+    /// Draws the loss (left) and the errors (right) into a `width` x `height` PNG `dir/file`.
+    pub fn draw(
+        &self,
+        dir: &Path,
+        file: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<Picture, ReportError> {
         let mut canvas = Canvas::new(width, height);
         {
             let root = canvas.area();
@@ -108,7 +115,7 @@ impl Curves {
             )?;
             root.present().map_err(plot_error)?;
         }
-        canvas.save(path)
+        canvas.save(dir, file)
     }
 }
 
@@ -261,10 +268,10 @@ mod tests {
         assert!(curves.lr_drops.is_empty());
         let dir = std::env::temp_dir().join(format!("alexnet-curves-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("curves.png");
-        curves.draw(&path, 640, 300).unwrap();
-        let image = image::open(&path).unwrap();
+        let picture = curves.draw(&dir, "curves.png", 640, 300).unwrap();
+        let image = image::open(dir.join(&picture.file)).unwrap();
         assert_eq!((image.width(), image.height()), (640, 300));
+        assert_eq!((picture.width, picture.height), (640, 300));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

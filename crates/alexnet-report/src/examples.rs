@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
-use alexnet_data::{BatchLoader, DecodedSet, PatchSource, ViewPlan, progress_bar};
+use alexnet_data::PatchSource;
 use alexnet_eval::{EvalReport, ImageOutcome};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use crate::error::ReportError;
-use crate::neighbours::hidden_features;
+use crate::neighbours::patch_features;
 
+/// `[side, side, 3]` bytes as a picture `size` pixels wide (nearest neighbour when enlarging, so
 /// CIFAR's 32x32 images stay sharp-edged; a smooth filter when shrinking).
 pub fn thumbnail(patch: &[u8], side: usize, size: u32) -> image::RgbImage {
     let image = image::RgbImage::from_raw(side as u32, side as u32, patch.to_vec())
@@ -49,21 +50,11 @@ pub fn query_features(
     crop: usize,
     device: &burn::tensor::Device,
 ) -> Result<Vec<f32>, ReportError> {
-    let side = split.side();
     let mut pixels = Vec::new();
-    let mut labels = Vec::new();
     for &i in chosen {
-        let outcome = &evaluation.outcomes[i];
-        pixels.extend_from_slice(&split.patch(outcome.index)?);
-        labels.push(outcome.label);
+        pixels.extend_from_slice(&split.patch(evaluation.outcomes[i].index)?);
     }
-    if labels.is_empty() {
-        return Ok(Vec::new());
-    }
-    let set = DecodedSet::from_patches(side, pixels, labels, split.class_names().to_vec());
-    let loader = BatchLoader::new(Arc::new(set), stats.clone(), crop, 64, ViewPlan::Centre, 0)?;
-    let hidden = progress_bar(0, true, "");
-    Ok(hidden_features(model, &loader, device, &hidden)?.0)
+    Ok(patch_features(model, stats, crop, split.side(), pixels, device)?.0)
 }
 
 #[cfg(test)]

@@ -169,4 +169,18 @@ mod tests {
         assert!((share - 0.75).abs() < 1e-9, "{share}");
         assert!(Kernels::new(&values, &[2, 3, 3, 2]).is_none());
     }
+
+    #[test]
+    fn random_kernels_have_a_colour_share_of_two_thirds() {
+        // Independent weights: two of each pixel's three degrees of freedom are colour (the
+        // baseline docs/results.md compares the trained towers with).
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Normal};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let normal = Normal::new(0.0f32, 0.01).unwrap();
+        let values: Vec<f32> = (0..96 * 3 * 121).map(|_| normal.sample(&mut rng)).collect();
+        let kernels = Kernels::new(&values, &[96, 3, 11, 11]).unwrap();
+        let share = kernels.mean_colour_share(0..96);
+        assert!((share - 2.0 / 3.0).abs() < 0.01, "{share}");
+    }
 }

@@ -32,16 +32,7 @@ pub fn header(
         .iter()
         .min_by(|a, b| a.val_top1_error.total_cmp(&b.val_top1_error))
         .expect("a run with metrics has a best epoch");
-    let trained: f64 = metrics
-        .iter()
-        .map(|m| m.images_per_second * (m.epoch_seconds.min(1e12)))
-        .sum();
-    let mean_rate = trained
-        / metrics
-            .iter()
-            .map(|m| m.epoch_seconds)
-            .sum::<f64>()
-            .max(1e-9);
+    let mean_rate = metrics.iter().map(|m| m.images_per_second).sum::<f64>() / metrics.len() as f64;
     let model = &recipe.model;
     vec![
         row(

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use alexnet_model::alexnet::layer_table;
 use alexnet_run::Checkpoint;
 
 use crate::canvas::save_picture;
@@ -32,11 +31,7 @@ pub fn kernel_section(
     })?;
     // A layer split in towers (conv2 grouped) takes the first half of conv1's maps into one
     // tower and the second half into the other (Section 3.2).
-    let towers = layer_table(&checkpoint.recipe.model)
-        .ok()
-        .and_then(|table| table.convs.get(1).map(|c| c.groups))
-        .unwrap_or(1)
-        .max(1);
+    let towers = checkpoint.recipe.model.towers().max(1);
     let per_tower = kernels.count / towers;
     // Tiles about 4 pixels per weight for 11x11 kernels, more for small ones.
     let scale = (48 / kernels.side as u32).clamp(2, 8);

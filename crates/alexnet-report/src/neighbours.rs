@@ -12,8 +12,11 @@
 use std::collections::HashMap;
 use std::hash::Hasher;
 use std::path::Path;
+use std::sync::Arc;
 
-use alexnet_data::{BatchLoader, DataError, read_tensors, write_tensors};
+use alexnet_data::{
+    BatchLoader, DataError, DatasetStats, DecodedSet, ViewPlan, read_tensors, write_tensors,
+};
 use alexnet_model::AlexNet;
 use alexnet_run::{Checkpoint, batch_images};
 use burn::tensor::Device;
@@ -175,6 +178,31 @@ pub fn hidden_features(
     }
     progress.finish_and_clear();
     Ok((features, dims))
+}
+
+/// The last hidden layer of the centre crops of `patches` (`[side, side, 3]` bytes each, back
+/// to back), prepared with `stats`' mean image: the queries of a search, `[len, dims]`, and
+/// `dims`.
+pub fn patch_features(
+    model: &AlexNet,
+    stats: &Arc<DatasetStats>,
+    crop: usize,
+    side: usize,
+    patches: Vec<u8>,
+    device: &Device,
+) -> Result<(Vec<f32>, usize), ReportError> {
+    let count = patches.len() / (side * side * 3);
+    if count == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    let set = DecodedSet::from_patches(side, patches, vec![0; count], vec![String::new()]);
+    let loader = BatchLoader::new(Arc::new(set), stats.clone(), crop, 64, ViewPlan::Centre, 0)?;
+    Ok(hidden_features(
+        model,
+        &loader,
+        device,
+        &ProgressBar::hidden(),
+    )?)
 }
 
 /// The index saved in `run_dir` if it was built with these weights over these images;

@@ -84,6 +84,8 @@ pub struct Page {
     pub hidden_width: usize,
     /// Why there are no neighbours, when there are none.
     pub neighbours_note: Option<String>,
+    /// How many of the neighbours shown share their image's true class, of how many.
+    pub neighbours_sharing: Option<(usize, usize)>,
     pub examples: Vec<Example>,
     pub recipe: String,
 }

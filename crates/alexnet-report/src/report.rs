@@ -22,7 +22,7 @@ use crate::error::ReportError;
 use crate::examples::{choose_examples, query_features, thumbnail};
 use crate::header::header;
 use crate::kernels::kernel_section;
-use crate::page::{Bar, Example, NeighbourTile, Page, Picture};
+use crate::page::{Bar, Example, NeighbourTile, Page};
 use crate::run::{RunModel, display_names, run_metrics, training_split};
 use crate::staging::Staging;
 
@@ -71,6 +71,8 @@ pub struct ReportSummary {
     pub evaluation: EvalReport,
     /// Whether the feature index was built (false: reused; None: no neighbours).
     pub index_built: Option<bool>,
+    /// How many of the neighbours shown share their image's true class, of how many.
+    pub neighbours_sharing: Option<(usize, usize)>,
     pub seconds: f64,
 }
 
@@ -130,25 +132,16 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
         // Its rate falls a little every step: there are no drops to mark.
         curves.lr_drops.clear();
     }
-    curves.draw(&dir.join("curves.png"), 1100, 400)?;
+    let curves = curves.draw(&dir, "curves.png", 1100, 400)?;
     let classes = &display_names(&checkpoint.class_names, options.synset_words.as_deref())?;
-    let (w, h) = draw_confusion(&evaluation.confusion, classes, &dir.join("confusion.png"))?;
-    let confusion = Picture {
-        file: "confusion.png".into(),
-        width: w,
-        height: h,
-    };
-    let (w, h) = draw_per_class(
+    let confusion = draw_confusion(&evaluation.confusion, classes, &dir, "confusion.png")?;
+    let per_class = draw_per_class(
         &evaluation.per_class_accuracy,
         classes,
         20,
-        &dir.join("per-class.png"),
+        &dir,
+        "per-class.png",
     )?;
-    let per_class = Picture {
-        file: "per-class.png".into(),
-        width: w,
-        height: h,
-    };
     let kernels = kernel_section(checkpoint, &dir)?;
 
     // Predictions, and the training images nearest to each in the last hidden layer.
@@ -174,6 +167,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
         ),
     };
     let mut examples = Vec::new();
+    let mut sharing = (0, 0);
     for (position, &outcome_index) in chosen.iter().enumerate() {
         let outcome = &evaluation.outcomes[outcome_index];
         let patch = split.patch(outcome.index)?;
@@ -196,6 +190,8 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
         if let (Ok(train), Some(found)) = (&train, neighbour_sets.get(position)) {
             for (rank, neighbour) in found.iter().enumerate() {
                 let patch = train.patch(neighbour.index)?;
+                sharing.0 += usize::from(train.label(neighbour.index) == outcome.label);
+                sharing.1 += 1;
                 tiles.push(NeighbourTile {
                     name: classes[train.label(neighbour.index)].clone(),
                     distance: format!("{:.1}", neighbour.distance),
@@ -235,17 +231,14 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
         split: split_origin.display().to_string(),
         header: header(checkpoint, parameters, &metrics, &evaluation, train_images),
         still_training: metrics.last().is_some_and(|m| m.epoch < recipe.run.epochs),
-        curves: Picture {
-            file: "curves.png".into(),
-            width: 1100,
-            height: 400,
-        },
+        curves,
         confusion,
         per_class,
         kernels,
         seed: options.seed,
         hidden_width,
         neighbours_note,
+        neighbours_sharing: (sharing.1 > 0).then_some(sharing),
         examples,
         recipe: recipe.to_toml(),
     };
@@ -255,12 +248,13 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
         path: html_path.clone(),
         reason: e.to_string(),
     })?;
-    staging.publish(&out)?;
+    staging.publish()?;
     Ok(ReportSummary {
         html: out.join("report.html"),
         out,
         evaluation,
         index_built,
+        neighbours_sharing: (sharing.1 > 0).then_some(sharing),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -5,19 +5,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alexnet_data::formats::ilsvrc::read_synset_words;
-use alexnet_data::{BadInputPolicy, BatchLoader, PatchSource, ViewPlan, load_split, progress_bar};
-use alexnet_run::{Checkpoint, EpochMetrics, device, model_from_checkpoint, read_metrics};
+use alexnet_data::{BadInputPolicy, BatchLoader, PatchSource, ViewPlan, progress_bar};
+use alexnet_eval::checkpoint_split;
+use alexnet_run::{
+    Checkpoint, EpochMetrics, device, model_from_checkpoint, read_metrics, resolve_checkpoint,
+};
 
 use crate::error::ReportError;
 use crate::neighbours::{FeatureIndex, load_or_build};
 
-/// The checkpoint a run is shown by: its best, else its last.
-pub fn run_checkpoint(run_dir: &Path) -> Result<PathBuf, ReportError> {
-    ["best.safetensors", "last.safetensors"]
-        .iter()
-        .map(|name| run_dir.join(name))
-        .find(|path| path.exists())
-        .ok_or_else(|| ReportError::NoCheckpoint(run_dir.to_path_buf()))
+/// The checkpoint a run is shown by: its best, else its last (as `eval` and `predict` pick it).
+fn run_checkpoint(run_dir: &Path) -> Result<PathBuf, ReportError> {
+    let path = resolve_checkpoint(run_dir);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(ReportError::NoCheckpoint(run_dir.to_path_buf()))
+    }
 }
 
 /// A run's checkpoint and the network it rebuilds, in evaluation mode on the device.
@@ -121,22 +125,19 @@ pub fn training_split(
     quiet: bool,
 ) -> Result<Arc<dyn PatchSource>, String> {
     let data = &checkpoint.recipe.data;
-    let (format, dir) = match data_dir {
-        Some(dir) if alexnet_data::Manifest::is_prepared(dir) => {
-            (alexnet_data::DataFormat::Shards, dir.to_path_buf())
-        }
-        _ => (data.format, data.dir.clone()),
-    };
-    let set = load_split(
-        format,
-        &dir,
-        &data.train_split,
+    // A folder given with --data is one split to evaluate; only a prepared one has the training
+    // split too.
+    let prepared = data_dir.filter(|dir| alexnet_data::Manifest::is_prepared(dir));
+    let (origin, set) = checkpoint_split(
+        data,
+        prepared,
+        Some(&data.train_split),
         side,
         &progress_bar(0, quiet, "decode"),
         BadInputPolicy::Skip,
     )
     .map_err(|e| format!("the training split cannot be read ({e})"))?;
-    set.expect_classes(&checkpoint.class_names, &dir.join(&data.train_split))
+    set.expect_classes(&checkpoint.class_names, &origin)
         .map_err(|e| e.to_string())?;
     Ok(set)
 }

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use alexnet_data::PatchSource;
 use alexnet_data::decode::load_square_patch;
-use alexnet_data::{BatchLoader, DecodedSet, PatchSource, ViewPlan, progress_bar};
 use image::RgbImage;
 
 use crate::canvas::save_png;
 use crate::error::ReportError;
 use crate::examples::thumbnail;
-use crate::neighbours::{Neighbour, hidden_features};
+use crate::neighbours::{Neighbour, patch_features};
 use crate::run::{RunModel, display_names, training_split};
 
 #[derive(Debug, Clone)]
@@ -54,23 +54,12 @@ pub fn search(options: &SearchOptions) -> Result<(Vec<Found>, bool), ReportError
         .map_err(ReportError::NoTrainingSplit)?;
     let (index, built) = run.feature_index(&options.run_dir, &train, 64, options.quiet)?;
 
-    let mut pixels = Vec::new();
-    for image in &options.images {
-        pixels.extend(load_square_patch(image, side)?);
-    }
-    let count = options.images.len();
-    let queries =
-        DecodedSet::from_patches(side, pixels, vec![0; count], checkpoint.class_names.clone());
-    let query_loader = BatchLoader::new(
-        Arc::new(queries.clone()),
-        stats,
-        crop,
-        64,
-        ViewPlan::Centre,
-        0,
-    )?;
-    let (features, dims) =
-        hidden_features(model, &query_loader, device, &progress_bar(0, true, ""))?;
+    let patches = options
+        .images
+        .iter()
+        .map(|image| load_square_patch(image, side))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (features, dims) = patch_features(model, &stats, crop, side, patches.concat(), device)?;
     if let Some(out) = &options.out {
         std::fs::create_dir_all(out).map_err(|e| ReportError::Write {
             path: out.clone(),
@@ -85,7 +74,7 @@ pub fn search(options: &SearchOptions) -> Result<(Vec<Found>, bool), ReportError
             Some(out) => Some(strip(
                 out,
                 image,
-                queries.patch(i),
+                &patches[i],
                 &nearest,
                 train.as_ref(),
                 side,

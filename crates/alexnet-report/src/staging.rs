@@ -8,15 +8,14 @@ use crate::error::ReportError;
 /// A directory filled in and then renamed to its final name; removed if dropped unpublished.
 pub struct Staging {
     pub dir: PathBuf,
+    /// Where the directory goes when it is published.
+    out: PathBuf,
     published: bool,
 }
 
 impl Staging {
     pub fn new(out: &Path) -> Result<Self, ReportError> {
-        let name = out
-            .file_name()
-            .map_or("report".into(), |n| n.to_string_lossy().into_owned());
-        let dir = out.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let dir = beside(out, "tmp");
         let write_error = |e: std::io::Error| ReportError::Write {
             path: dir.clone(),
             reason: e.to_string(),
@@ -27,33 +26,38 @@ impl Staging {
         std::fs::create_dir_all(&dir).map_err(write_error)?;
         Ok(Self {
             dir,
+            out: out.to_path_buf(),
             published: false,
         })
     }
 
-    /// Renames the directory to `out`, replacing a previous report there.
-    pub fn publish(mut self, out: &Path) -> Result<(), ReportError> {
+    /// Renames the directory to its final name, replacing a previous report there.
+    pub fn publish(mut self) -> Result<(), ReportError> {
+        let out = self.out.clone();
         let write_error = |e: std::io::Error| ReportError::Write {
-            path: out.to_path_buf(),
+            path: out.clone(),
             reason: e.to_string(),
         };
-        let old = out.with_file_name(format!(
-            ".{}.old-{}",
-            out.file_name()
-                .map_or("report".into(), |n| n.to_string_lossy()),
-            std::process::id()
-        ));
+        let old = beside(&out, "old");
         let replaced = out.exists();
         if replaced {
-            std::fs::rename(out, &old).map_err(write_error)?;
+            std::fs::rename(&out, &old).map_err(write_error)?;
         }
-        std::fs::rename(&self.dir, out).map_err(write_error)?;
+        std::fs::rename(&self.dir, &out).map_err(write_error)?;
         self.published = true;
         if replaced {
             std::fs::remove_dir_all(&old).map_err(write_error)?;
         }
         Ok(())
     }
+}
+
+/// A hidden name beside `out` for this process: `.NAME.WHAT-PID`.
+fn beside(out: &Path, what: &str) -> PathBuf {
+    let name = out
+        .file_name()
+        .map_or("report".into(), |n| n.to_string_lossy().into_owned());
+    out.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
 }
 
 impl Drop for Staging {

@@ -151,7 +151,7 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
             wall_seconds: progress.wall_seconds,
         };
         if peers.is_root() {
-            record_epoch(&recipe, &data, &learner, &metrics, &summary)?;
+            record_epoch(&recipe, &data, &learner, &metrics, &options.run_dir)?;
             if !options.quiet {
                 print_epoch(&metrics, dropped);
             }
@@ -237,7 +237,7 @@ fn record_epoch(
     data: &RunData,
     learner: &Learner,
     metrics: &EpochMetrics,
-    summary: &TrainSummary,
+    run_dir: &Path,
 ) -> Result<(), TrainError> {
     let progress = &learner.progress;
     let checkpoint = Checkpoint {
@@ -248,11 +248,12 @@ fn record_epoch(
         velocities: velocities_to_named(&learner.sgd.velocities),
         stats: (*data.stats).clone(),
     };
-    checkpoint.save(&summary.last_checkpoint)?;
+    let last = run_dir.join("last.safetensors");
+    checkpoint.save(&last)?;
     if progress.schedule.best_error == Some(metrics.val_top1_error) {
-        Checkpoint::link(&summary.last_checkpoint, &summary.best_checkpoint)?;
+        Checkpoint::link(&last, &run_dir.join("best.safetensors"))?;
     }
-    let metrics_path = summary.last_checkpoint.with_file_name("metrics.jsonl");
+    let metrics_path = run_dir.join("metrics.jsonl");
     append(&metrics_path, metrics).map_err(io_error(&metrics_path))
 }
 
