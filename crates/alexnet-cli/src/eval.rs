@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use alexnet_data::progress_bar;
-use alexnet_data::{BadInputPolicy, BatchLoader, PatchSource, ViewPlan, skipped_lines};
+use alexnet_data::{
+    BadInputPolicy, BatchLoader, PatchSource, ViewPlan, skipped_lines, with_classes_of,
+};
 use alexnet_eval::{checkpoint_split, evaluate};
 use alexnet_run::Checkpoint;
 use alexnet_run::device;
@@ -77,7 +79,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             &progress_bar(0, args.quiet, "decode"),
             policy,
         )?;
-        set.expect_classes(&first.class_names, &origin)?;
+        let set = with_classes_of(set, &first.class_names, &origin)?;
         warn_skipped(set.as_ref());
         Ok((origin, set))
     };

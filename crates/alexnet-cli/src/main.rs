@@ -6,6 +6,8 @@
 mod bench;
 mod demo;
 mod eval;
+mod export;
+mod import;
 mod info;
 mod neighbours;
 mod predict;
@@ -48,6 +50,10 @@ enum Command {
     Report(report::ReportArgs),
     /// The training images nearest to each image in the last hidden layer (Figure 4).
     Neighbours(neighbours::NeighboursArgs),
+    /// Read a PyTorch state dict (torchvision's names; .pth or .safetensors) into a checkpoint.
+    Import(import::ImportArgs),
+    /// Write a checkpoint's network as a torchvision-named safetensors state dict or an ONNX graph.
+    Export(export::ExportArgs),
     /// Measure speed: `bench data` (decode and augmentation), `bench model` (training and inference steps).
     Bench(bench::BenchArgs),
     /// Train the small CIFAR model on the images committed in fixtures/, then evaluate and predict.
@@ -64,6 +70,8 @@ fn main() {
         Command::Predict(args) => predict::run(args),
         Command::Report(args) => report::run(args),
         Command::Neighbours(args) => neighbours::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     };

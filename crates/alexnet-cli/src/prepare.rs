@@ -65,8 +65,6 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         format,
         splits: args.splits.clone(),
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
     let bar = progress_bar(0, args.quiet, "prepare");
     // Without a terminal (a long job in the background) the bar is invisible: say how it goes
     // every 30 s instead.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use alexnet_data::Manifest;
 use alexnet_run::Recipe;
+use alexnet_run::recipe::Override;
 use alexnet_train::{PeerConfig, TrainOptions, train};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -72,48 +73,74 @@ pub struct TrainArgs {
     /// Seconds to wait for every rank to join.
     #[arg(long, default_value_t = 300)]
     join_timeout: u64,
+    /// Seconds a joined rank may stay silent (no message, no heartbeat) before the group stops
+    /// with an error naming it: a rank killed, stopped or cut off is noticed within this time.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    peer_timeout: u64,
     /// Which device of the backend this process trains on (one GPU per rank).
     #[arg(long, default_value_t = 0)]
     device_index: usize,
 }
 
 impl TrainArgs {
-    /// The named flags are shorthands for `--set`; they are applied after it.
-    fn all_overrides(&self) -> Vec<String> {
-        let mut all = self.overrides.clone();
+    /// The named flags are shorthands for `--set`; they are applied after it. Each keeps the flag
+    /// as typed, so that a bad value is reported against the flag.
+    fn all_overrides(&self) -> Vec<Override> {
+        let mut all: Vec<Override> = self.overrides.iter().map(|o| Override::set(o)).collect();
         let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
         if let Some(dir) = &self.data {
-            all.push(format!("data.dir={}", quote(&dir.display().to_string())));
+            let flag = format!("--data {}", dir.display());
+            let assignment = format!("data.dir={}", quote(&dir.display().to_string()));
+            all.push(Override::flag(flag.clone(), assignment));
             // A directory made by `alexnet prepare` is read as shards.
             if Manifest::is_prepared(dir) {
-                all.push("data.format=\"shards\"".into());
+                all.push(Override::flag(flag, "data.format=\"shards\"".into()));
             }
         }
         if self.strict {
-            all.push("data.strict=true".into());
+            all.push(Override::flag("--strict".into(), "data.strict=true".into()));
         }
-        if let Some(model) = &self.model {
-            all.push(format!("model.arch={}", quote(model)));
-        }
-        if let Some(backend) = &self.backend {
-            all.push(format!("run.backend={}", quote(backend)));
+        let strings = [
+            ("--model", "model.arch", &self.model),
+            ("--backend", "run.backend", &self.backend),
+        ];
+        for (flag, key, value) in strings {
+            if let Some(value) = value {
+                all.push(Override::flag(
+                    format!("{flag} {value}"),
+                    format!("{key}={}", quote(value)),
+                ));
+            }
         }
         let numbers = [
-            ("run.epochs", self.epochs.map(|v| v.to_string())),
-            ("optim.batch_size", self.batch_size.map(|v| v.to_string())),
-            ("optim.lr", self.lr.map(|v| format!("{v:?}"))),
-            ("run.seed", self.seed.map(|v| v.to_string())),
+            ("--epochs", "run.epochs", self.epochs.map(|v| v.to_string())),
+            (
+                "--batch-size",
+                "optim.batch_size",
+                self.batch_size.map(|v| v.to_string()),
+            ),
+            ("--lr", "optim.lr", self.lr.map(|v| format!("{v:?}"))),
+            ("--seed", "run.seed", self.seed.map(|v| v.to_string())),
         ];
-        all.extend(
-            numbers
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| format!("{k}={v}"))),
-        );
+        for (flag, key, value) in numbers {
+            if let Some(value) = value {
+                all.push(Override::flag(
+                    format!("{flag} {value}"),
+                    format!("{key}={value}"),
+                ));
+            }
+        }
         all
     }
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if args.epochs == Some(0) {
+        anyhow::bail!("--epochs 0: nothing to train (give at least 1)");
+    }
+    if args.stop_after == Some(0) {
+        anyhow::bail!("--stop-after 0: nothing to train (give at least 1)");
+    }
     if let Some(devices) = args.devices {
         return run_on_local_devices(args, devices);
     }
@@ -122,6 +149,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         world_size: args.world_size,
         coordinator: args.coordinator.clone(),
         join_timeout: Duration::from_secs(args.join_timeout),
+        peer_timeout: Duration::from_secs(args.peer_timeout),
     });
     let is_root = args.rank == 0;
     // A resumed run trains on with the recipe saved in its checkpoint; only --epochs may change.
@@ -169,7 +197,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "rank {} of {} done: {} epochs, trained on {} images of {}; rank 0 keeps the run",
             args.rank, args.world_size, last.epoch, summary.local_images, summary.images
         ),
-        None => {}
+        None => println!(
+            "nothing to do: {} has {} epochs done already{}",
+            run_dir.display(),
+            summary.epochs_done_before,
+            match args.epochs {
+                Some(epochs) => format!(" (--epochs {epochs}); give more to train on"),
+                None => "; give --epochs to train on".into(),
+            }
+        ),
     }
     Ok(())
 }
@@ -199,6 +235,7 @@ fn run_on_local_devices(mut args: TrainArgs, devices: usize) -> Result<()> {
             ])
             .args(["--coordinator", &coordinator])
             .args(["--join-timeout", &args.join_timeout.to_string()])
+            .args(["--peer-timeout", &args.peer_timeout.to_string()])
             .stdout(std::process::Stdio::null())
             .spawn()
             .with_context(|| format!("starting rank {rank}"))?;

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub enum DataError {
     #[error("dataset directory {0} does not exist")]
     MissingDir(PathBuf),
+    #[error("{0} is a file, not a directory")]
+    NotADirectory(PathBuf),
     #[error("{path}: cannot read: {reason}")]
     Unreadable { path: PathBuf, reason: String },
     #[error("dataset directory {0} has no class folders (expected <dir>/<class>/<image>)")]
@@ -93,6 +95,28 @@ pub enum DataError {
     NothingLeft(PathBuf),
     #[error("unknown data format {0:?} (image-folder, ilsvrc, cifar, idx, shards)")]
     UnknownFormat(String),
+    #[error(
+        "{dir}: in use by process {pid} (alexnet {command}), which holds its lock; wait for it to \
+         end or stop it"
+    )]
+    Locked {
+        dir: PathBuf,
+        pid: String,
+        command: String,
+    },
     #[error("{0}: an ILSVRC-2012 layout is read by `alexnet prepare`; train on what it prepares")]
     PrepareFirst(PathBuf),
+}
+
+impl DataError {
+    /// `dir` is not a directory: it is missing, or it (or a folder on its way) is a file, which
+    /// the error then names.
+    pub fn not_a_dir(dir: &std::path::Path) -> Self {
+        match dir.ancestors().find(|a| a.exists()) {
+            Some(existing) if !existing.is_dir() => {
+                DataError::NotADirectory(existing.to_path_buf())
+            }
+            _ => DataError::MissingDir(dir.to_path_buf()),
+        }
+    }
 }

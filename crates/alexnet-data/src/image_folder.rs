@@ -59,7 +59,7 @@ impl ImageFolder {
     /// folders without images are listed in `empty_classes`.
     pub fn scan(root: &Path) -> Result<Self, DataError> {
         if !root.is_dir() {
-            return Err(DataError::MissingDir(root.to_path_buf()));
+            return Err(DataError::not_a_dir(root));
         }
         let class_dirs: Vec<PathBuf> = read_dir_sorted(root)?
             .into_iter()

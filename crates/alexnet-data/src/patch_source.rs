@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::bad_input::SkippedFile;
 use crate::error::DataError;
@@ -26,17 +27,65 @@ pub trait PatchSource: Send + Sync {
     fn name(&self, index: usize) -> String {
         format!("#{index}")
     }
+}
 
-    /// Checks that this split (read from `origin`) has exactly the classes `expected`, in order:
-    /// a validation split against its training split, or a split against a checkpoint.
-    fn expect_classes(&self, expected: &[String], origin: &Path) -> Result<(), DataError> {
-        if self.class_names() != expected {
-            return Err(DataError::ClassMismatch {
-                path: origin.to_path_buf(),
-                found: self.class_names().to_vec(),
-                expected: expected.to_vec(),
-            });
-        }
-        Ok(())
+/// `set` (read from `origin`) with the labels of the class list `expected` (its training split's,
+/// or its checkpoint's). A split may lack classes (a validation folder without a class that has no
+/// validation images): its labels are then renumbered to `expected`'s, so each class keeps its
+/// index. A class that `expected` does not have is an error listing both.
+pub fn with_classes_of(
+    set: Arc<dyn PatchSource>,
+    expected: &[String],
+    origin: &Path,
+) -> Result<Arc<dyn PatchSource>, DataError> {
+    if set.class_names() == expected {
+        return Ok(set);
+    }
+    let mismatch = || DataError::ClassMismatch {
+        path: origin.to_path_buf(),
+        found: set.class_names().to_vec(),
+        expected: expected.to_vec(),
+    };
+    let labels: Vec<usize> = set
+        .class_names()
+        .iter()
+        .map(|name| expected.iter().position(|e| e == name))
+        .collect::<Option<_>>()
+        .ok_or_else(mismatch)?;
+    Ok(Arc::new(Relabelled {
+        set,
+        labels,
+        class_names: expected.to_vec(),
+    }))
+}
+
+/// A split whose label `i` is `labels[i]` of a longer class list.
+struct Relabelled {
+    set: Arc<dyn PatchSource>,
+    labels: Vec<usize>,
+    class_names: Vec<String>,
+}
+
+impl PatchSource for Relabelled {
+    fn side(&self) -> usize {
+        self.set.side()
+    }
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+    fn label(&self, index: usize) -> usize {
+        self.labels[self.set.label(index)]
+    }
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+    fn patch(&self, index: usize) -> Result<Cow<'_, [u8]>, DataError> {
+        self.set.patch(index)
+    }
+    fn skipped(&self) -> &[SkippedFile] {
+        self.set.skipped()
+    }
+    fn name(&self, index: usize) -> String {
+        self.set.name(index)
     }
 }

@@ -91,7 +91,7 @@ pub struct Source {
 /// so a label means the same class in every split.
 fn scan_image_folder(src: &Path) -> Result<Source, DataError> {
     if !src.is_dir() {
-        return Err(DataError::MissingDir(src.to_path_buf()));
+        return Err(DataError::not_a_dir(src));
     }
     let mut subdirs: Vec<PathBuf> = std::fs::read_dir(src)
         .map_err(|e| DataError::Unreadable {
@@ -199,7 +199,7 @@ fn binary_source(src: &Path, format: DataFormat) -> Result<Source, DataError> {
 /// Lists `src` in `format` (detected when `None`).
 pub fn scan_source(src: &Path, format: Option<DataFormat>) -> Result<Source, DataError> {
     if !src.exists() {
-        return Err(DataError::MissingDir(src.to_path_buf()));
+        return Err(DataError::not_a_dir(src));
     }
     match format.unwrap_or_else(|| DataFormat::detect(src)) {
         DataFormat::ImageFolder => scan_image_folder(src),

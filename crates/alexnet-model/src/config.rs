@@ -14,7 +14,7 @@ pub enum ModelError {
     Dropout(f64),
     #[error("model.towers must be 1 or 2, got {0}")]
     Towers(usize),
-    #[error("model.num_classes must be at least 2, got {0}")]
+    #[error("model.num_classes must be in 2..=1000000, got {0}")]
     NumClasses(usize),
     #[error("model.input_size {size} is too small for {arch}: layer {layer} would have no output")]
     InputTooSmall {
@@ -22,12 +22,46 @@ pub enum ModelError {
         arch: String,
         layer: String,
     },
-    #[error("model.lrn_params.size must be odd (a window centred on the map), got {0}")]
+    #[error(
+        "model.lrn_params.size must be odd (a window centred on the map) and at most 255, got {0}"
+    )]
     LrnSize(usize),
+    #[error("model.lrn_params.{name} must be {range}, got {value}")]
+    LrnConstant {
+        name: &'static str,
+        range: &'static str,
+        value: f64,
+    },
+    #[error("model.input_size must be at most 4096, got {0}")]
+    InputTooLarge(usize),
     #[error("model.weight_std must be positive and finite, got {0}")]
     WeightStd(f64),
+    #[error("model.bias_one must be finite, got {0}")]
+    BiasOne(f64),
     #[error("model.precision = \"bf16\" needs a CPU with AVX512-BF16, and this one has none")]
     Bf16Unavailable,
+}
+
+impl ModelError {
+    /// The TOML path of the field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ModelError::UnknownModel(_) => "model.arch",
+            ModelError::Dropout(_) => "model.dropout",
+            ModelError::Towers(_) => "model.towers",
+            ModelError::NumClasses(_) => "model.num_classes",
+            ModelError::InputTooSmall { .. } | ModelError::InputTooLarge(_) => "model.input_size",
+            ModelError::LrnSize(_) => "model.lrn_params.size",
+            ModelError::LrnConstant { name, .. } => match *name {
+                "k" => "model.lrn_params.k",
+                "alpha" => "model.lrn_params.alpha",
+                _ => "model.lrn_params.beta",
+            },
+            ModelError::WeightStd(_) => "model.weight_std",
+            ModelError::BiasOne(_) => "model.bias_one",
+            ModelError::Bf16Unavailable => "model.precision",
+        }
+    }
 }
 
 /// Which member of the AlexNet family.
@@ -229,14 +263,31 @@ impl ModelConfig {
         if !matches!(self.towers(), 1 | 2) {
             return Err(ModelError::Towers(self.towers()));
         }
-        if self.num_classes < 2 {
+        if !(2..=1_000_000).contains(&self.num_classes) {
             return Err(ModelError::NumClasses(self.num_classes));
         }
-        if self.lrn_params.size.is_multiple_of(2) {
-            return Err(ModelError::LrnSize(self.lrn_params.size));
+        let lrn = &self.lrn_params;
+        if lrn.size.is_multiple_of(2) || lrn.size > 255 {
+            return Err(ModelError::LrnSize(lrn.size));
+        }
+        // k > 0 keeps the denominator away from 0 where a map is all zeros.
+        for (name, value, ok, range) in [
+            ("k", lrn.k, lrn.k > 0.0, "positive and finite"),
+            ("alpha", lrn.alpha, lrn.alpha >= 0.0, ">= 0 and finite"),
+            ("beta", lrn.beta, lrn.beta >= 0.0, ">= 0 and finite"),
+        ] {
+            if !(ok && value.is_finite()) {
+                return Err(ModelError::LrnConstant { name, range, value });
+            }
+        }
+        if self.input_size() > 4096 {
+            return Err(ModelError::InputTooLarge(self.input_size()));
         }
         if !(self.weight_std > 0.0 && self.weight_std.is_finite()) {
             return Err(ModelError::WeightStd(self.weight_std));
+        }
+        if !self.bias_one.is_finite() {
+            return Err(ModelError::BiasOne(self.bias_one));
         }
         if self.precision == Precision::Bf16 && !crate::bf16_gemm::available() {
             return Err(ModelError::Bf16Unavailable);

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use alexnet_data::{BadInputPolicy, BatchLoader, ViewPlan, progress_bar};
+use alexnet_data::{BadInputPolicy, BatchLoader, ViewPlan, progress_bar, with_classes_of};
 use alexnet_eval::{EvalReport, checkpoint_split, evaluate};
 use alexnet_run::recipe::LrPolicy;
 use burn::module::Module;
@@ -105,7 +105,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
     if split.is_empty() {
         return Err(ReportError::EmptySplit(split_origin));
     }
-    split.expect_classes(&checkpoint.class_names, &split_origin)?;
+    let split = with_classes_of(split, &checkpoint.class_names, &split_origin)?;
     let loader = BatchLoader::new(
         split.clone(),
         stats.clone(),

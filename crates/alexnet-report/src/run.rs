@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alexnet_data::formats::ilsvrc::read_synset_words;
-use alexnet_data::{BadInputPolicy, BatchLoader, PatchSource, ViewPlan, progress_bar};
+use alexnet_data::{
+    BadInputPolicy, BatchLoader, PatchSource, ViewPlan, progress_bar, with_classes_of,
+};
 use alexnet_eval::checkpoint_split;
 use alexnet_run::{
     Checkpoint, EpochMetrics, device, model_from_checkpoint, read_metrics, resolve_checkpoint,
@@ -137,7 +139,5 @@ pub fn training_split(
         BadInputPolicy::Skip,
     )
     .map_err(|e| format!("the training split cannot be read ({e})"))?;
-    set.expect_classes(&checkpoint.class_names, &origin)
-        .map_err(|e| e.to_string())?;
-    Ok(set)
+    with_classes_of(set, &checkpoint.class_names, &origin).map_err(|e| e.to_string())
 }

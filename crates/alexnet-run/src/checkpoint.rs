@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use alexnet_data::tensor_file::{tensors_from_bytes, tensors_to_bytes};
-use alexnet_data::{DatasetStats, link_atomic, write_atomic};
+use alexnet_data::{DatasetStats, StagedFile, write_atomic};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -240,13 +240,15 @@ impl Checkpoint {
         write_atomic(path, &bytes).map_err(|e| write_error(e.to_string()))
     }
 
-    /// Makes `to` a copy of the checkpoint file `from` (a hard link where the filesystem allows:
-    /// `best.safetensors` costs no second write of the weights).
-    pub fn link(from: &Path, to: &Path) -> Result<(), CheckpointError> {
-        link_atomic(from, to).map_err(|e| CheckpointError::Write {
-            path: to.to_path_buf(),
-            reason: e.to_string(),
-        })
+    /// Writes the checkpoint beside `path`, synced but not yet visible under it: the caller
+    /// commits it when the rest of the epoch's record is written.
+    pub fn stage(&self, path: &Path) -> Result<StagedFile, CheckpointError> {
+        let write_error = |reason: String| CheckpointError::Write {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = self.to_bytes().map_err(|e| write_error(e.to_string()))?;
+        StagedFile::write(path, &bytes).map_err(|e| write_error(e.to_string()))
     }
 
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
@@ -390,8 +392,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.safetensors");
         checkpoint.save(&path).unwrap();
-        assert!(
-            !dir.join("c.safetensors.tmp").exists(),
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
             "the temporary file was renamed"
         );
 

@@ -6,11 +6,13 @@
 //! - [`checkpoint`]: one self-contained file per saved state: weights, velocities, statistics,
 //!   classes, recipe, progress; and the network it rebuilds.
 //! - [`metrics`]: `metrics.jsonl`, one line per epoch.
+//! - [`crash_point`]: named places where a test may kill the process.
 //! - [`device`](mod@device): the backend a run computes on (`run.backend`).
 //! - [`batch`]: a batch of the loader as the model's input tensors.
 
 pub mod batch;
 pub mod checkpoint;
+pub mod crash_point;
 pub mod device;
 pub mod metrics;
 pub mod recipe;

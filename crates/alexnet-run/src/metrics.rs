@@ -1,4 +1,6 @@
-//! Per-epoch metrics, one JSON object per line in `metrics.jsonl` (appended, never rewritten).
+//! Per-epoch metrics, one JSON object per line in `metrics.jsonl`: appended after each epoch, and
+//! cut back to the checkpoint's epoch when a run resumes (a crash after an epoch's line was written
+//! but before its checkpoint was leaves a line the resumed run writes again).
 
 use std::io::Write;
 use std::path::Path;
@@ -34,6 +36,31 @@ pub fn append(path: &Path, metrics: &EpochMetrics) -> std::io::Result<()> {
         serde_json::to_string(metrics).expect("metrics serialize")
     )?;
     file.sync_data()
+}
+
+/// Keeps only the lines of epochs up to `epochs_done` (and no half-written last line), so that the
+/// resumed run writes each later epoch's line once. Returns how many lines it removed; the file is
+/// rewritten atomically, and only when something is removed.
+pub fn keep_epochs_up_to(path: &Path, epochs_done: usize) -> std::io::Result<usize> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut kept = String::new();
+    let mut removed = 0;
+    for line in text.split_inclusive('\n') {
+        let epoch = serde_json::from_str::<EpochMetrics>(line.trim_end()).map(|m| m.epoch);
+        match epoch {
+            Ok(epoch) if epoch <= epochs_done && line.ends_with('\n') => kept.push_str(line),
+            _ if line.trim().is_empty() => {}
+            _ => removed += 1,
+        }
+    }
+    if removed > 0 {
+        alexnet_data::write_atomic(path, kept.as_bytes()).map_err(std::io::Error::other)?;
+    }
+    Ok(removed)
 }
 
 /// The epochs recorded in `path`, in epoch order. A last line without its newline is a line
@@ -97,6 +124,13 @@ mod tests {
         std::fs::write(&path, text.replace("{\"epoch\": 3, \"st", "garbage\n")).unwrap();
         let err = read_metrics(&path).unwrap_err();
         assert!(err.starts_with("line 3:"), "{err}");
+
+        // A resume from the checkpoint of epoch 1 drops what came after it, and only that.
+        append(&path, &epoch(3, 0.3)).unwrap();
+        assert_eq!(keep_epochs_up_to(&path, 1).unwrap(), 3);
+        assert_eq!(read_metrics(&path).unwrap(), vec![epoch(1, 0.5)]);
+        assert_eq!(keep_epochs_up_to(&path, 1).unwrap(), 0);
+        assert_eq!(keep_epochs_up_to(&dir.join("none.jsonl"), 1).unwrap(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

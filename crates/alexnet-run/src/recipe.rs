@@ -20,8 +20,42 @@ pub enum RecipeError {
         source_name: String,
         error: FieldError,
     },
+    /// A value given on the command line: the error names the flag as it was typed.
+    #[error("{origin}: {reason}")]
+    Flag { origin: String, reason: String },
     #[error("override `{0}`: expected KEY=VALUE, e.g. optim.lr=0.02")]
     BadOverride(String),
+}
+
+/// One field set on the command line, with what the user typed to set it (`--model resnet50`,
+/// `--set optim.lr=0.02`), so that an error about the field names the flag, not the recipe file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// `KEY=VALUE`, KEY a dotted TOML path.
+    pub assignment: String,
+    pub origin: String,
+}
+
+impl Override {
+    /// `--set KEY=VALUE`.
+    pub fn set(assignment: &str) -> Self {
+        Self {
+            assignment: assignment.to_string(),
+            origin: format!("--set {assignment}"),
+        }
+    }
+
+    /// A shorthand flag: `flag` as typed (`--batch-size 0`) sets `assignment`.
+    pub fn flag(flag: String, assignment: String) -> Self {
+        Self {
+            assignment,
+            origin: flag,
+        }
+    }
+
+    fn key(&self) -> Option<&str> {
+        self.assignment.split_once('=').map(|(key, _)| key.trim())
+    }
 }
 
 /// A recipe field whose value is out of its range, by the field's TOML path.
@@ -38,6 +72,20 @@ pub enum FieldError {
     #[error("{0}")]
     Model(ModelError),
 }
+
+impl FieldError {
+    /// The TOML path of the field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            FieldError::OutOfRange { field, .. } => field,
+            FieldError::ResizeBelowInput { .. } => "data.resize",
+            FieldError::Model(error) => error.field(),
+        }
+    }
+}
+
+/// The largest side of a stored patch (`data.resize`, and `prepare --side`).
+pub const MAX_SIDE: usize = 4096;
 
 fn check(
     ok: bool,
@@ -235,7 +283,7 @@ fn set_dotted(tree: &mut toml::Table, key: &str, raw: &str) -> Result<(), Recipe
 
 impl Recipe {
     /// Reads `path` (or the paper's defaults when `None`) and applies `overrides` (`KEY=VALUE`).
-    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self, RecipeError> {
+    pub fn load(path: Option<&Path>, overrides: &[Override]) -> Result<Self, RecipeError> {
         let (text, source_name) = match path {
             Some(path) => (
                 std::fs::read_to_string(path).map_err(|e| RecipeError::Unreadable {
@@ -249,10 +297,12 @@ impl Recipe {
         Self::from_toml(&text, &source_name, overrides)
     }
 
+    /// Parses `text`, applies `overrides`, checks every field. An error names the field by its
+    /// TOML path, and blames the flag that set the field when one did, else `source_name`.
     pub fn from_toml(
         text: &str,
         source_name: &str,
-        overrides: &[String],
+        overrides: &[Override],
     ) -> Result<Self, RecipeError> {
         let invalid = |reason: String| RecipeError::Invalid {
             source_name: source_name.to_string(),
@@ -262,33 +312,57 @@ impl Recipe {
             toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
         for item in overrides {
             let (key, raw) = item
+                .assignment
                 .split_once('=')
-                .ok_or_else(|| RecipeError::BadOverride(item.clone()))?;
+                .ok_or_else(|| RecipeError::BadOverride(item.assignment.clone()))?;
             set_dotted(&mut tree, key.trim(), raw.trim())?;
         }
-        let recipe: Recipe = tree
-            .try_into()
-            .map_err(|e: toml::de::Error| invalid(e.message().to_string()))?;
-        recipe.validate().map_err(|error| RecipeError::Field {
-            source_name: source_name.to_string(),
-            error,
-        })?;
+        // The flag that last set `field`, if any did.
+        let set_by = |field: &str| overrides.iter().rev().find(|o| o.key() == Some(field));
+        let blame = |field: &str, reason: String| match set_by(field) {
+            Some(flag) => RecipeError::Flag {
+                origin: flag.origin.clone(),
+                reason,
+            },
+            None => invalid(reason),
+        };
+        let recipe: Recipe =
+            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
+                let field = e.path().to_string();
+                let reason = e.into_inner().message().trim().replace('\n', " ");
+                blame(&field, format!("{field}: {reason}"))
+            })?;
+        recipe
+            .validate()
+            .map_err(|error| match set_by(error.field()) {
+                Some(flag) => RecipeError::Flag {
+                    origin: flag.origin.clone(),
+                    reason: error.to_string(),
+                },
+                None => RecipeError::Field {
+                    source_name: source_name.to_string(),
+                    error,
+                },
+            })?;
         Ok(recipe)
     }
 
-    /// Range checks on the fields that serde's types do not already check.
+    /// Range checks on the fields that serde's types do not already check: every number of a
+    /// recipe has a range (docs/recipes.md lists them), and a value outside it is an error naming
+    /// the field, before anything is built with it.
     pub fn validate(&self) -> Result<(), FieldError> {
-        let (optim, data) = (&self.optim, &self.data);
+        let (optim, data, schedule, run) = (&self.optim, &self.data, &self.schedule, &self.run);
+        let finite_at_least = |v: f64, low: f64| v.is_finite() && v >= low;
         check(
-            optim.batch_size > 0,
+            (1..=65_536).contains(&optim.batch_size),
             "optim.batch_size",
-            "at least 1",
+            "in 1..=65536",
             optim.batch_size,
         )?;
         check(
             optim.lr > 0.0 && optim.lr.is_finite(),
             "optim.lr",
-            "positive",
+            "positive and finite",
             optim.lr,
         )?;
         check(
@@ -298,9 +372,9 @@ impl Recipe {
             optim.momentum,
         )?;
         check(
-            optim.weight_decay >= 0.0,
+            finite_at_least(optim.weight_decay, 0.0),
             "optim.weight_decay",
-            ">= 0",
+            ">= 0 and finite",
             optim.weight_decay,
         )?;
         check(
@@ -310,22 +384,66 @@ impl Recipe {
             optim.label_smoothing,
         )?;
         check(
-            self.schedule.warmup_epochs >= 0.0 && self.schedule.warmup_epochs.is_finite(),
+            finite_at_least(schedule.warmup_epochs, 0.0),
             "schedule.warmup_epochs",
-            ">= 0",
-            self.schedule.warmup_epochs,
+            ">= 0 and finite",
+            schedule.warmup_epochs,
         )?;
         check(
-            self.schedule.factor > 0.0 && self.schedule.factor < 1.0,
+            schedule.factor > 0.0 && schedule.factor < 1.0,
             "schedule.factor",
             "in (0, 1)",
-            self.schedule.factor,
+            schedule.factor,
         )?;
         check(
-            data.pca_sigma >= 0.0 && data.pca_sigma.is_finite(),
+            schedule.patience <= 10_000,
+            "schedule.patience",
+            "in 0..=10000",
+            schedule.patience,
+        )?;
+        check(
+            finite_at_least(schedule.min_delta, 0.0) && schedule.min_delta < 1.0,
+            "schedule.min_delta",
+            "in [0, 1)",
+            schedule.min_delta,
+        )?;
+        check(
+            schedule.max_drops <= 100,
+            "schedule.max_drops",
+            "in 0..=100",
+            schedule.max_drops,
+        )?;
+        check(
+            (1..=1_000_000).contains(&schedule.step_epochs),
+            "schedule.step_epochs",
+            "in 1..=1000000",
+            schedule.step_epochs,
+        )?;
+        check(
+            (1..=1_000_000).contains(&run.epochs),
+            "run.epochs",
+            "in 1..=1000000",
+            run.epochs,
+        )?;
+        check(
+            finite_at_least(f64::from(data.pca_sigma), 0.0),
             "data.pca_sigma",
-            ">= 0",
+            ">= 0 and finite",
             data.pca_sigma,
+        )?;
+        // The decoded patches are held in memory: 4096^2 x 3 bytes is 50 MB an image already
+        // (and `prepare --side` has the same bound).
+        check(
+            (1..=MAX_SIDE).contains(&data.resize),
+            "data.resize",
+            "in 1..=4096",
+            data.resize,
+        )?;
+        check(
+            (1..=64).contains(&data.prefetch),
+            "data.prefetch",
+            "in 1..=64",
+            data.prefetch,
         )?;
         let input = self.model.input_size();
         if data.resize < input {
@@ -345,6 +463,10 @@ impl Recipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sets(items: &[&str]) -> Vec<Override> {
+        items.iter().map(|item| Override::set(item)).collect()
+    }
 
     #[test]
     fn defaults_are_the_papers_numbers() {
@@ -375,11 +497,7 @@ mod tests {
         let r = Recipe::from_toml(
             text,
             "test",
-            &[
-                "optim.batch_size=64".into(),
-                "data.dir=/tmp/x".into(),
-                "model.lrn=false".into(),
-            ],
+            &sets(&["optim.batch_size=64", "data.dir=/tmp/x", "model.lrn=false"]),
         )
         .unwrap();
         assert_eq!(r.optim.lr, 0.02);
@@ -397,7 +515,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("r.toml") && err.contains("lrr"), "{err}");
-        let err = Recipe::from_toml("", "r.toml", &["optim.lr=-1".into()])
+        let err = Recipe::from_toml("", "r.toml", &sets(&["optim.lr=-1"]))
             .unwrap_err()
             .to_string();
         assert!(err.contains("optim.lr"), "{err}");
@@ -405,12 +523,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("vgg"), "{err}");
-        assert!(Recipe::from_toml("", "r", &["novalue".into()]).is_err());
+        assert!(Recipe::from_toml("", "r", &sets(&["novalue"])).is_err());
         for (override_, field) in [
             ("optim.label_smoothing=1.0", "optim.label_smoothing"),
             ("schedule.warmup_epochs=-1.0", "schedule.warmup_epochs"),
         ] {
-            let err = Recipe::from_toml("", "r.toml", &[override_.into()])
+            let err = Recipe::from_toml("", "r.toml", &sets(&[override_]))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(field), "{err}");
@@ -423,5 +541,78 @@ mod tests {
         .unwrap();
         assert_eq!(cosine.schedule.policy, LrPolicy::Cosine);
         assert_eq!(cosine.schedule.warmup_epochs, 0.5);
+    }
+
+    #[test]
+    fn an_error_names_the_field_and_the_flag_that_set_it() {
+        // A wrong type: the field's TOML path, in the recipe file.
+        let err = Recipe::from_toml("[model]\narch = 5\n", "r.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("recipe r.toml: model.arch: "), "{err}");
+        // A flag's value: the flag as typed, not the recipe file.
+        let model = Override::flag("--model resnet50".into(), "model.arch=\"resnet50\"".into());
+        let err = Recipe::from_toml("", "r.toml", &[model])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--model resnet50: model.arch: "), "{err}");
+        assert!(err.contains("resnet50") && !err.contains("r.toml"), "{err}");
+        let batch = Override::flag("--batch-size 0".into(), "optim.batch_size=0".into());
+        let err = Recipe::from_toml("", "r.toml", &[batch])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "--batch-size 0: optim.batch_size must be in 1..=65536, got 0"
+        );
+        // The same out-of-range value in the file blames the file.
+        let err = Recipe::from_toml("[optim]\nbatch_size = 0\n", "r.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("recipe r.toml: optim.batch_size"), "{err}");
+    }
+
+    #[test]
+    fn every_numeric_field_has_a_range() {
+        for (assignment, field) in [
+            ("data.resize=100000", "data.resize"),
+            ("data.resize=0", "data.resize"),
+            ("data.prefetch=0", "data.prefetch"),
+            ("data.pca_sigma=nan", "data.pca_sigma"),
+            ("optim.batch_size=100000", "optim.batch_size"),
+            ("optim.lr=inf", "optim.lr"),
+            ("optim.momentum=1.0", "optim.momentum"),
+            ("optim.weight_decay=-0.1", "optim.weight_decay"),
+            ("schedule.factor=1.0", "schedule.factor"),
+            ("schedule.min_delta=-1.0", "schedule.min_delta"),
+            ("schedule.max_drops=1000", "schedule.max_drops"),
+            ("schedule.patience=100000", "schedule.patience"),
+            ("schedule.step_epochs=0", "schedule.step_epochs"),
+            ("run.epochs=0", "run.epochs"),
+            ("model.num_classes=1", "model.num_classes"),
+            ("model.num_classes=10000000", "model.num_classes"),
+            ("model.dropout=1.0", "model.dropout"),
+            ("model.towers=3", "model.towers"),
+            ("model.weight_std=0.0", "model.weight_std"),
+            ("model.bias_one=inf", "model.bias_one"),
+            ("model.lrn_params.size=4", "model.lrn_params.size"),
+            ("model.lrn_params.k=0.0", "model.lrn_params.k"),
+            ("model.lrn_params.alpha=-1.0", "model.lrn_params.alpha"),
+            ("model.lrn_params.beta=nan", "model.lrn_params.beta"),
+            ("model.input_size=8", "model.input_size"),
+        ] {
+            let err = Recipe::from_toml("", "r.toml", &sets(&[assignment])).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("--set {assignment}: ")) && text.contains(field),
+                "{assignment}: {text}"
+            );
+        }
+        // Every recipe the project ships is within its ranges.
+        let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
+        for entry in std::fs::read_dir(recipes).unwrap() {
+            let path = entry.unwrap().path();
+            Recipe::load(Some(&path), &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
     }
 }

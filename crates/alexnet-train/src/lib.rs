@@ -6,6 +6,7 @@
 //! - [`sgd`]: the paper's update rule, momentum and weight decay as written there.
 //! - [`start`]: a new run or a resumed one, on rank 0 and on the others.
 //! - [`run_data`]: the training and validation sets and their statistics.
+//! - [`stuck`]: the warning for a run stuck at chance with growing weights.
 //! - [`peers`], [`messages`], [`data_parallel`]: one network trained by several processes, each
 //!   on its share of every batch.
 
@@ -17,6 +18,7 @@ pub mod run_data;
 pub mod sgd;
 pub mod start;
 pub mod step;
+pub mod stuck;
 pub mod trainer;
 
 pub use error::TrainError;

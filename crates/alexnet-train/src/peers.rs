@@ -9,13 +9,24 @@
 //!
 //! Rank 0 is the hub: it receives every rank's values, adds them in rank order and sends the sum
 //! back, so every peer holds the very same bits and the replicas never drift apart.
+//!
+//! Liveness: once a rank has joined, a thread beside each link sends a heartbeat (an empty frame)
+//! several times within `peer_timeout`, whatever the rank is busy with (rank 0 validating, say).
+//! Every read and write has `peer_timeout` as its deadline, so a peer that stops answering (killed,
+//! stopped with SIGSTOP, cut off) is noticed within that time and the rank stops with an error
+//! naming it, rather than waiting forever on a connection the kernel still keeps open.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Says a connection is one of ours, and which version of the exchange it speaks.
-const MAGIC: &[u8; 8] = b"ALXPEER1";
+const MAGIC: &[u8; 8] = b"ALXPEER2";
+
+/// The length that marks a frame as a heartbeat (no payload follows).
+const HEARTBEAT: u64 = u64::MAX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -40,6 +51,11 @@ pub enum PeerError {
     Refused { rank: usize, reason: String },
     #[error("peers: lost rank {rank}: {reason}")]
     Lost { rank: usize, reason: String },
+    #[error(
+        "peers: rank {rank} has not answered for {seconds} s (stopped, frozen or cut off?); \
+         stopping (the wait is --peer-timeout)"
+    )]
+    Silent { rank: usize, seconds: u64 },
 }
 
 /// Where this process stands among its peers.
@@ -51,12 +67,18 @@ pub struct PeerConfig {
     pub coordinator: String,
     /// How long to wait for the others to join.
     pub join_timeout: Duration,
+    /// Once joined: how long a peer may stay silent (no message, no heartbeat) before it is
+    /// taken for lost.
+    pub peer_timeout: Duration,
 }
 
 struct Link {
     rank: usize,
     reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
+    /// Shared with the heartbeat thread, which writes whole frames between the messages.
+    writer: Arc<Mutex<BufWriter<TcpStream>>>,
+    /// Set once heartbeats run: the deadline of every read and write.
+    timeout: Option<Duration>,
 }
 
 impl Link {
@@ -66,41 +88,83 @@ impl Link {
         Ok(Self {
             rank,
             reader: BufReader::with_capacity(1 << 20, stream.try_clone()?),
-            writer: BufWriter::with_capacity(1 << 20, stream),
+            writer: Arc::new(Mutex::new(BufWriter::with_capacity(1 << 20, stream))),
+            timeout: None,
         })
     }
 
-    fn send(&mut self, bytes: &[u8]) -> Result<(), PeerError> {
-        let rank = self.rank;
-        let result = (|| {
-            self.writer.write_all(&(bytes.len() as u64).to_le_bytes())?;
-            self.writer.write_all(bytes)?;
-            self.writer.flush()
-        })();
-        result.map_err(|e| lost_error(rank, e))
+    /// From now on every read and write has `timeout` as its deadline, and a thread sends a
+    /// heartbeat every quarter of it (at most every second) until `stop` is set or the
+    /// connection fails.
+    fn start_heartbeat(&mut self, timeout: Duration, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+        let stream = self.reader.get_ref();
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        self.timeout = Some(timeout);
+        let interval = (timeout / 4).min(Duration::from_secs(1));
+        let writer = Arc::clone(&self.writer);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(interval);
+                let Ok(mut writer) = writer.lock() else {
+                    return;
+                };
+                let sent = writer
+                    .write_all(&HEARTBEAT.to_le_bytes())
+                    .and_then(|()| writer.flush());
+                if sent.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(())
     }
 
-    fn receive(&mut self) -> Result<Vec<u8>, PeerError> {
-        let rank = self.rank;
+    fn send(&mut self, bytes: &[u8]) -> Result<(), PeerError> {
         let result = (|| {
+            let mut writer = self
+                .writer
+                .lock()
+                .map_err(|_| std::io::Error::other("the heartbeat thread failed"))?;
+            writer.write_all(&(bytes.len() as u64).to_le_bytes())?;
+            writer.write_all(bytes)?;
+            writer.flush()
+        })();
+        result.map_err(|e| self.lost(e))
+    }
+
+    /// The next message, skipping heartbeats.
+    fn receive(&mut self) -> Result<Vec<u8>, PeerError> {
+        let result = (|| loop {
             let mut length = [0u8; 8];
             self.reader.read_exact(&mut length)?;
-            let mut bytes = vec![0u8; u64::from_le_bytes(length) as usize];
+            let length = u64::from_le_bytes(length);
+            if length == HEARTBEAT {
+                continue;
+            }
+            let mut bytes = vec![0u8; length as usize];
             self.reader.read_exact(&mut bytes)?;
-            Ok(bytes)
+            return Ok(bytes);
         })();
-        result.map_err(|e: std::io::Error| lost_error(rank, e))
+        result.map_err(|e: std::io::Error| self.lost(e))
     }
-}
 
-fn lost_error(rank: usize, e: std::io::Error) -> PeerError {
-    PeerError::Lost {
-        rank,
-        reason: if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            "it closed the connection (did it stop with an error?)".into()
-        } else {
-            e.to_string()
-        },
+    fn lost(&self, e: std::io::Error) -> PeerError {
+        use std::io::ErrorKind;
+        match (e.kind(), self.timeout) {
+            (ErrorKind::WouldBlock | ErrorKind::TimedOut, Some(timeout)) => PeerError::Silent {
+                rank: self.rank,
+                seconds: timeout.as_secs(),
+            },
+            (kind, _) => PeerError::Lost {
+                rank: self.rank,
+                reason: if kind == ErrorKind::UnexpectedEof {
+                    "it closed the connection (did it stop with an error?)".into()
+                } else {
+                    e.to_string()
+                },
+            },
+        }
     }
 }
 
@@ -110,6 +174,14 @@ pub struct Peers {
     pub world_size: usize,
     /// Rank 0: a link to each other rank, in rank order. Other ranks: the link to rank 0.
     links: Vec<Link>,
+    /// Tells the heartbeat threads to end when the group is dropped.
+    stop_heartbeats: Arc<AtomicBool>,
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        self.stop_heartbeats.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Peers {
@@ -119,6 +191,7 @@ impl Peers {
             rank: 0,
             world_size: 1,
             links: Vec::new(),
+            stop_heartbeats: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -140,15 +213,17 @@ impl Peers {
         if world == 1 {
             return Ok(Self::alone());
         }
+        let stop = Arc::new(AtomicBool::new(false));
         let links = if rank == 0 {
-            accept_ranks(config, identity)?
+            accept_ranks(config, identity, &stop)?
         } else {
-            vec![connect_to_root(config, identity)?]
+            vec![connect_to_root(config, identity, &stop)?]
         };
         Ok(Self {
             rank,
             world_size: world,
             links,
+            stop_heartbeats: stop,
         })
     }
 
@@ -216,7 +291,11 @@ fn hello(rank: usize, world: usize, identity: &str) -> Vec<u8> {
 
 /// Rank 0: wait for every other rank, check what each says of itself, answer each (an empty
 /// answer admits; otherwise the reason it is refused).
-fn accept_ranks(config: &PeerConfig, identity: &str) -> Result<Vec<Link>, PeerError> {
+fn accept_ranks(
+    config: &PeerConfig,
+    identity: &str,
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<Link>, PeerError> {
     let address = &config.coordinator;
     let listener = TcpListener::bind(address).map_err(|e| PeerError::Listen {
         address: address.clone(),
@@ -252,8 +331,14 @@ fn accept_ranks(config: &PeerConfig, identity: &str) -> Result<Vec<Link>, PeerEr
                 }
                 if let Some(rank) = rank {
                     link.rank = rank;
-                    link.reader.get_ref().set_read_timeout(None).ok();
-                    joined[rank] = Some(link);
+                    // Admitted: it hears from us while we wait for the others, and from now on
+                    // must answer within the peer timeout.
+                    if link
+                        .start_heartbeat(config.peer_timeout, Arc::clone(stop))
+                        .is_ok()
+                    {
+                        joined[rank] = Some(link);
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -311,7 +396,11 @@ fn admit(
 }
 
 /// Any other rank: connect to rank 0 (retrying until it listens), say who we are, await the verdict.
-fn connect_to_root(config: &PeerConfig, identity: &str) -> Result<Link, PeerError> {
+fn connect_to_root(
+    config: &PeerConfig,
+    identity: &str,
+    stop: &Arc<AtomicBool>,
+) -> Result<Link, PeerError> {
     let deadline = Instant::now() + config.join_timeout;
     let stream = loop {
         match TcpStream::connect(&config.coordinator) {
@@ -326,7 +415,11 @@ fn connect_to_root(config: &PeerConfig, identity: &str) -> Result<Link, PeerErro
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     };
-    let mut link = Link::new(0, stream).map_err(|e| lost_error(0, e))?;
+    let lost = |e: std::io::Error| PeerError::Lost {
+        rank: 0,
+        reason: e.to_string(),
+    };
+    let mut link = Link::new(0, stream).map_err(lost)?;
     link.send(&hello(config.rank, config.world_size, identity))?;
     let answer = link.receive()?;
     if !answer.is_empty() {
@@ -335,6 +428,8 @@ fn connect_to_root(config: &PeerConfig, identity: &str) -> Result<Link, PeerErro
             reason: String::from_utf8_lossy(&answer).into_owned(),
         });
     }
+    link.start_heartbeat(config.peer_timeout, Arc::clone(stop))
+        .map_err(lost)?;
     Ok(link)
 }
 
@@ -353,6 +448,7 @@ mod tests {
             world_size: world,
             coordinator: address.to_string(),
             join_timeout: Duration::from_secs(20),
+            peer_timeout: Duration::from_secs(1),
         }
     }
 
@@ -443,5 +539,45 @@ mod tests {
             missing.to_string().contains("no coordinator at"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn a_peer_that_falls_silent_is_noticed_within_the_peer_timeout() {
+        let address = free_address();
+        let root = {
+            let address = address.clone();
+            std::thread::spawn(move || {
+                let mut c = config(0, 2, &address);
+                c.peer_timeout = Duration::from_secs(1);
+                let mut peers = Peers::join(&c, "alexnet 1").unwrap();
+                let started = Instant::now();
+                let error = peers.all_reduce_sum(&mut [1.0]).unwrap_err();
+                (error.to_string(), started.elapsed())
+            })
+        };
+        // Rank 1 as a frozen process looks: it joins, then neither speaks nor sends heartbeats
+        // (the kernel keeps its connection open).
+        let stream = loop {
+            match TcpStream::connect(&address) {
+                Ok(stream) => break stream,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let mut frozen = Link::new(0, stream).unwrap();
+        frozen.send(&hello(1, 2, "alexnet 1")).unwrap();
+        assert!(frozen.receive().unwrap().is_empty(), "admitted");
+        let (error, waited) = root.join().unwrap();
+        assert!(error.contains("rank 1 has not answered for 1 s"), "{error}");
+        assert!(waited < Duration::from_secs(10), "noticed in {waited:?}");
+
+        // A rank that is busy but alive (its heartbeats keep coming) is waited for.
+        let results = on_ranks(2, |mut peers| {
+            if peers.rank == 1 {
+                std::thread::sleep(Duration::from_millis(2500));
+            }
+            let mut values = [1.0f32];
+            peers.all_reduce_sum(&mut values).map(|()| values[0])
+        });
+        assert!(results.iter().all(|r| matches!(r, Ok(2.0))));
     }
 }

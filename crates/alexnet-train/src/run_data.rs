@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use alexnet_data::{
-    DataError, DataFormat, DatasetStats, PatchSource, load_split, progress_bar, write_report,
+    DataError, DataFormat, DatasetStats, PatchSource, load_split, progress_bar, with_classes_of,
+    write_report,
 };
 use alexnet_run::Recipe;
 
@@ -32,7 +33,7 @@ pub fn load_data(
     let data = &recipe.data;
     let train = load_recipe_split(recipe, &data.train_split, quiet)?;
     let val = load_recipe_split(recipe, &data.val_split, quiet)?;
-    val.expect_classes(train.class_names(), &data.dir.join(&data.val_split))?;
+    let val = with_classes_of(val, train.class_names(), &data.dir.join(&data.val_split))?;
     report_skipped(
         &[(&data.train_split, &train), (&data.val_split, &val)],
         Some(run_dir),

@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
+use alexnet_data::{DirLock, with_classes_of};
 use alexnet_model::AlexNet;
 use alexnet_run::checkpoint::named_params;
+use alexnet_run::metrics::keep_epochs_up_to;
 use alexnet_run::{Checkpoint, LrSchedule, Progress, Recipe, device};
 
 use crate::error::{TrainError, io_error};
@@ -16,6 +18,8 @@ use crate::step::Devices;
 use crate::trainer::TrainOptions;
 
 pub struct Start {
+    /// Rank 0's hold on the run directory, for the life of the run.
+    pub lock: Option<DirLock>,
     pub recipe: Recipe,
     pub state: Checkpoint,
     pub data: RunData,
@@ -37,28 +41,34 @@ pub fn start(
     }
 }
 
-/// The recipe to train with and, when resuming, the checkpoint to start from. A resumed run keeps
-/// its own recipe, except perhaps for how many epochs it should reach; a fresh run refuses a
+/// The run directory's lock, the recipe to train with and, when resuming, the checkpoint to start
+/// from. The lock comes first, so that of two runs started into one directory exactly one goes
+/// on. A resumed run keeps its own recipe, except perhaps for how many epochs it should reach, and
+/// drops any metrics line written past its checkpoint by a crash; a fresh run refuses a
 /// directory that already holds one.
 fn start_or_resume(
     recipe: Recipe,
     options: &TrainOptions,
-) -> Result<(Recipe, Option<Checkpoint>), TrainError> {
+) -> Result<(DirLock, Recipe, Option<Checkpoint>), TrainError> {
     let run_dir = &options.run_dir;
     let last_path = run_dir.join("last.safetensors");
+    if options.resume && !last_path.exists() {
+        return Err(TrainError::NothingToResume(run_dir.clone()));
+    }
+    let lock = DirLock::acquire(run_dir, "train")?;
     if !options.resume {
         if last_path.exists() || run_dir.join("metrics.jsonl").exists() {
             return Err(TrainError::RunExists(run_dir.clone()));
         }
-        return Ok((recipe, None));
-    }
-    if !last_path.exists() {
-        return Err(TrainError::NothingToResume(run_dir.clone()));
+        return Ok((lock, recipe, None));
     }
     let checkpoint = Checkpoint::load(&last_path)?;
+    let metrics_path = run_dir.join("metrics.jsonl");
+    keep_epochs_up_to(&metrics_path, checkpoint.progress.epochs_done)
+        .map_err(io_error(&metrics_path))?;
     let mut saved = checkpoint.recipe.clone();
     saved.run.epochs = options.resume_epochs.unwrap_or(saved.run.epochs);
-    Ok((saved, Some(checkpoint)))
+    Ok((lock, saved, Some(checkpoint)))
 }
 
 fn devices(recipe: &Recipe, options: &TrainOptions) -> Result<Devices, TrainError> {
@@ -76,9 +86,8 @@ fn start_as_root(
     peers: &mut Peers,
 ) -> Result<Start, TrainError> {
     let run_dir = &options.run_dir;
-    let (mut recipe, resumed) = start_or_resume(recipe, options)?;
+    let (lock, mut recipe, resumed) = start_or_resume(recipe, options)?;
     let devices = devices(&recipe, options)?;
-    std::fs::create_dir_all(run_dir).map_err(io_error(run_dir))?;
     let saved_stats = resumed.as_ref().map(|c| c.stats.clone());
     let data = load_data(&recipe, saved_stats, run_dir, options.quiet)?;
     recipe.model.num_classes = data.train.class_names().len();
@@ -115,6 +124,7 @@ fn start_as_root(
     let state = peers.from_root(Some(state))?;
     let last_epoch = peers.from_root(Some(last_epoch))?;
     Ok(Start {
+        lock: Some(lock),
         recipe,
         state,
         data,
@@ -135,7 +145,7 @@ fn start_as_rank(options: &TrainOptions, peers: &mut Peers) -> Result<Start, Tra
     let devices = devices(&recipe, options)?;
     let data = &recipe.data;
     let train = load_recipe_split(&recipe, &data.train_split, options.quiet)?;
-    train.expect_classes(&state.class_names, &data.dir.join(&data.train_split))?;
+    let train = with_classes_of(train, &state.class_names, &data.dir.join(&data.train_split))?;
     report_skipped(&[(&data.train_split, &train)], None)?;
     let data = RunData {
         train,
@@ -143,6 +153,7 @@ fn start_as_rank(options: &TrainOptions, peers: &mut Peers) -> Result<Start, Tra
         stats: Arc::new(state.stats.clone()),
     };
     Ok(Start {
+        lock: None,
         recipe,
         state,
         data,

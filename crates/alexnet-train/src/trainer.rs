@@ -13,7 +13,8 @@ use std::time::Instant;
 use alexnet_data::{BatchLoader, DataError, ViewPlan, progress_bar};
 use alexnet_eval::{EvalReport, evaluate};
 use alexnet_model::AlexNet;
-use alexnet_run::checkpoint::{named_params, velocities_to_named};
+use alexnet_run::checkpoint::{NamedTensor, named_params, velocities_to_named};
+use alexnet_run::crash_point::crash_point;
 use alexnet_run::metrics::append;
 use alexnet_run::recipe::LrPolicy;
 use alexnet_run::{Checkpoint, EpochMetrics, Recipe};
@@ -26,6 +27,7 @@ use crate::peers::{PeerConfig, Peers};
 use crate::run_data::RunData;
 use crate::start::{Start, start};
 use crate::step::{Devices, EpochTotals, Learner, train_epoch};
+use crate::stuck::{StuckWatch, weight_norm};
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -55,6 +57,9 @@ const PEER_IDENTITY: &str = concat!("alexnet ", env!("CARGO_PKG_VERSION"));
 /// What a finished call of [`train`] reports.
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
+    /// Epochs done before this call (a resumed run's); `epochs` is empty when there was nothing
+    /// left to do.
+    pub epochs_done_before: usize,
     pub epochs: Vec<EpochMetrics>,
     /// Images trained on by all ranks, and by this process (all of them, or its rank's share).
     pub images: usize,
@@ -85,19 +90,21 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
         None => Peers::alone(),
     };
     let Start {
+        lock: _lock,
         recipe,
         state,
         data,
         devices,
         last_epoch,
     } = start(recipe, options, &mut peers)?;
+    let mut stuck = StuckWatch::new(state.class_names.len(), weight_norm(&state.weights));
     let mut learner = Learner::from_state(&recipe, &state, &devices)?;
     let (train_loader, val_loader) = loaders(&recipe, &data, &peers)?;
     let smoothing = recipe.optim.label_smoothing;
     let loss_function = CrossEntropyLossConfig::new()
         .with_smoothing((smoothing > 0.0).then_some(smoothing as f32))
         .init(&devices.autodiff);
-    let mut summary = TrainSummary::new(&options.run_dir);
+    let mut summary = TrainSummary::new(&options.run_dir, learner.progress.epochs_done);
     while learner.progress.epochs_done < last_epoch {
         seed_dropout(&devices, &recipe, learner.progress.epochs_done, peers.rank);
         let lr_before = learner.progress.schedule.lr;
@@ -151,9 +158,21 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
             wall_seconds: progress.wall_seconds,
         };
         if peers.is_root() {
-            record_epoch(&recipe, &data, &learner, &metrics, &options.run_dir)?;
+            let weights = named_params(&learner.model);
+            let norm = weight_norm(&weights);
+            record_epoch(
+                &recipe,
+                &data,
+                &learner,
+                weights,
+                &metrics,
+                &options.run_dir,
+            )?;
             if !options.quiet {
                 print_epoch(&metrics, dropped);
+            }
+            if let Some(warning) = stuck.after_epoch(metrics.train_top1_error, norm, lr) {
+                eprintln!("{warning}");
             }
         }
         summary.add(metrics, &totals);
@@ -175,8 +194,9 @@ fn seed_dropout(devices: &Devices, recipe: &Recipe, epoch: usize, rank: usize) {
 }
 
 impl TrainSummary {
-    fn new(run_dir: &Path) -> Self {
+    fn new(run_dir: &Path, epochs_done_before: usize) -> Self {
         Self {
+            epochs_done_before,
             epochs: Vec::new(),
             images: 0,
             local_images: 0,
@@ -230,12 +250,18 @@ fn loaders(
     Ok((train, val))
 }
 
-/// Rank 0 after each epoch: the checkpoint (`last`, and `best` when this epoch is the best so
-/// far), then the metrics line.
+/// Rank 0 after each epoch. The order makes the epoch's record whole or absent as a resumed run
+/// sees it: the checkpoint is written under a temporary name; the metrics line is appended;
+/// `best` is linked to the new checkpoint if this epoch is the best; only then does the
+/// checkpoint become `last`. A crash anywhere before that leaves `last` at the previous epoch, and
+/// the resume drops the metrics line written past it (`keep_epochs_up_to`) and trains the epoch
+/// again, bit for bit: no line is lost or written twice, and `best` is never older than what
+/// `last`'s progress calls best.
 fn record_epoch(
     recipe: &Recipe,
     data: &RunData,
     learner: &Learner,
+    weights: Vec<NamedTensor>,
     metrics: &EpochMetrics,
     run_dir: &Path,
 ) -> Result<(), TrainError> {
@@ -244,17 +270,23 @@ fn record_epoch(
         recipe: recipe.clone(),
         class_names: data.train.class_names().to_vec(),
         progress: progress.clone(),
-        weights: named_params(&learner.model),
+        weights,
         velocities: velocities_to_named(&learner.sgd.velocities),
         stats: (*data.stats).clone(),
     };
-    let last = run_dir.join("last.safetensors");
-    checkpoint.save(&last)?;
-    if progress.schedule.best_error == Some(metrics.val_top1_error) {
-        Checkpoint::link(&last, &run_dir.join("best.safetensors"))?;
-    }
+    let epoch = progress.epochs_done;
+    let staged = checkpoint.stage(&run_dir.join("last.safetensors"))?;
+    crash_point("checkpoint-written", epoch);
     let metrics_path = run_dir.join("metrics.jsonl");
-    append(&metrics_path, metrics).map_err(io_error(&metrics_path))
+    append(&metrics_path, metrics).map_err(io_error(&metrics_path))?;
+    crash_point("metrics-written", epoch);
+    if progress.schedule.best_error == Some(metrics.val_top1_error) {
+        staged.link_to(&run_dir.join("best.safetensors"))?;
+        crash_point("best-linked", epoch);
+    }
+    staged.commit()?;
+    crash_point("last-committed", epoch);
+    Ok(())
 }
 
 fn print_epoch(metrics: &EpochMetrics, dropped: bool) {

@@ -37,7 +37,7 @@ fn layout(dir: &Path, training: bool) -> Result<(Vec<PathBuf>, usize, PathBuf), 
 /// Reads the training (`training`) or test split of the CIFAR binary set in `dir`.
 pub fn load(dir: &Path, training: bool) -> Result<DecodedSet, DataError> {
     if !dir.is_dir() {
-        return Err(DataError::MissingDir(dir.to_path_buf()));
+        return Err(DataError::not_a_dir(dir));
     }
     let (files, label_bytes, names_file) = layout(dir, training)?;
     let record = label_bytes + PIXELS;

@@ -79,7 +79,7 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> {
 /// Reads the training (`training`) or test split of the IDX set in `dir`.
 pub fn load(dir: &Path, training: bool) -> Result<DecodedSet, DataError> {
     if !dir.is_dir() {
-        return Err(DataError::MissingDir(dir.to_path_buf()));
+        return Err(DataError::not_a_dir(dir));
     }
     let (images_name, labels_name) = file_names(training);
     let images_path = find(dir, images_name)?;

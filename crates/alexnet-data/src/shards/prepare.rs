@@ -19,6 +19,7 @@ use crate::atomic::write_atomic;
 use crate::bad_input::{BadInputPolicy, SkippedFile, write_report};
 use crate::error::DataError;
 use crate::formats::DataFormat;
+use crate::lock::DirLock;
 use crate::shards::file::{PatchEncoding, Shard, ShardIndex, ShardWriter, plan_hash};
 use crate::shards::set::{MANIFEST, MANIFEST_FORMAT, Manifest, ShardSet, SplitEntry};
 use crate::sources::{Items, scan_source};
@@ -137,6 +138,8 @@ pub fn prepare(
 ) -> Result<PrepareSummary, DataError> {
     let started = Instant::now();
     let mut source = scan_source(src, options.format)?;
+    // OUT is created only once SRC is known to be a data set, and is ours alone until we end.
+    let _lock = DirLock::acquire(out, "prepare")?;
     if !options.splits.is_empty() {
         for wanted in &options.splits {
             if !source.splits.iter().any(|s| &s.name == wanted) {

@@ -51,7 +51,7 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Self, DataError> {
         let path = dir.join(MANIFEST);
         if !dir.is_dir() {
-            return Err(DataError::MissingDir(dir.to_path_buf()));
+            return Err(DataError::not_a_dir(dir));
         }
         let text = std::fs::read_to_string(&path).map_err(|e| DataError::NotPrepared {
             dir: dir.to_path_buf(),
