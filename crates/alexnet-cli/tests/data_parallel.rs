@@ -162,3 +162,66 @@ fn a_rank_without_its_coordinator_stops_with_a_clear_error() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn a_stopped_rank_ends_the_job_within_the_peer_timeout() {
+    let data = fixtures();
+    let dir = temp_dir("stopped-rank");
+    let coordinator = format!("127.0.0.1:{}", free_port());
+    let rank = |rank: &str, run: &str| {
+        Command::new(env!("CARGO_BIN_EXE_alexnet"))
+            .current_dir(repo_root())
+            .args([
+                "train",
+                "--recipe",
+                "recipes/demo.toml",
+                "--quiet",
+                "--epochs",
+                "100",
+            ])
+            .args(["--data", data.to_str().unwrap(), "--batch-size", "100"])
+            .args([
+                "--world-size",
+                "2",
+                "--rank",
+                rank,
+                "--coordinator",
+                &coordinator,
+            ])
+            .args(["--peer-timeout", "3", "--run-dir", run])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let run = dir.join("run");
+    let rank0 = rank("0", run.to_str().unwrap());
+    let mut rank1 = rank("1", dir.join("other").to_str().unwrap());
+    // Once an epoch is on disk, freeze rank 1 as a hung machine would be: its process is there
+    // and its connection open, but it says nothing more.
+    let waited = std::time::Instant::now();
+    while !run.join("last.safetensors").exists() {
+        assert!(waited.elapsed().as_secs() < 120, "no epoch after 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let stopped = std::time::Instant::now();
+    let kill = |signal: &str, pid: u32| {
+        Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(kill("-STOP", rank1.id()).success());
+    let out = rank0.wait_with_output().unwrap();
+    let noticed = stopped.elapsed();
+    kill("-KILL", rank1.id());
+    let _ = rank1.wait();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("rank 1 has not answered for 3 s"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(noticed.as_secs() < 20, "noticed after {noticed:?}");
+    // The last checkpoint it wrote is whole.
+    let out = alexnet(&["eval", run.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -228,3 +228,87 @@ fn prepare_of_nothing_or_with_bad_options() {
     );
     assert_clean_error(&err, &["dataset.json", "did not finish"]);
 }
+
+#[test]
+fn errors_name_the_flag_the_field_or_the_file_they_come_from() {
+    let data = small_set("sources");
+    // A flag's bad value names the flag, not the recipe file.
+    let recipe = data.join("r.toml");
+    std::fs::write(&recipe, "[optim]\nlr = 0.01\n").unwrap();
+    let with_recipe = ["--recipe", recipe.to_str().unwrap()];
+    let out = train_on(
+        &data,
+        &temp_dir("flag-model"),
+        &[&with_recipe[..], &["--model", "resnet50"]].concat(),
+    );
+    assert_clean_error(&out, &["error: --model resnet50: model.arch", "resnet50"]);
+    assert!(!stderr(&out).contains("r.toml"), "{}", stderr(&out));
+    let out = train_on(
+        &data,
+        &temp_dir("flag-batch"),
+        &[&with_recipe[..], &["--batch-size", "0"]].concat(),
+    );
+    assert_clean_error(
+        &out,
+        &["error: --batch-size 0: optim.batch_size must be in 1..=65536"],
+    );
+    // A wrong type in the file names the field.
+    std::fs::write(&recipe, "[model]\ndropout = \"half\"\n").unwrap();
+    let out = train_on(&data, &temp_dir("type-field"), &with_recipe);
+    assert_clean_error(
+        &out,
+        &["recipe ", "r.toml: model.dropout: invalid type: string"],
+    );
+    // A field without a bound would have the kernel's OOM killer end the process: now a range.
+    let out = train_on(
+        &data,
+        &temp_dir("huge-resize"),
+        &["--set", "data.resize=100000"],
+    );
+    assert_clean_error(
+        &out,
+        &[
+            "--set data.resize=100000",
+            "data.resize must be in 1..=4096",
+        ],
+    );
+
+    // A file where a data set directory is expected.
+    let file = data.join("r.toml");
+    let out = train_on(&file, &temp_dir("file-data"), &[]);
+    assert_clean_error(&out, &["r.toml is a file, not a directory"]);
+
+    // prepare of a source that is not there creates nothing.
+    let out_dir =
+        std::env::temp_dir().join(format!("alexnet-test-never-made-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = alexnet(&[
+        "prepare",
+        "/nonexistent/images",
+        out_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_clean_error(&out, &["/nonexistent/images", "does not exist"]);
+    assert!(!out_dir.exists(), "prepare created its OUT for nothing");
+}
+
+#[test]
+fn a_validation_folder_may_lack_a_class_but_not_have_another() {
+    // train/ has cat, dog (empty) and ship; val/ has no dog folder at all.
+    let data = small_set("val-lacks");
+    std::fs::create_dir_all(data.join("train/dog")).unwrap();
+    let run = temp_dir("val-lacks-run");
+    let out = train_on(&data, &run, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Each class keeps its index: ship is 2 in the checkpoint and in the validation labels.
+    let out = alexnet(&["eval", run.to_str().unwrap(), "--per-class", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("ship"), "{text}");
+
+    // A class the training set does not have is a real mismatch: both lists in one line.
+    std::fs::create_dir_all(data.join("val/frog")).unwrap();
+    std::fs::copy(data.join("val/cat/a.jpg"), data.join("val/frog/a.jpg")).unwrap();
+    let out = train_on(&data, &temp_dir("val-extra-run"), &[]);
+    assert_clean_error(&out, &["frog", "\"cat\", \"dog\", \"ship\""]);
+}

@@ -26,6 +26,7 @@ pub mod formats;
 pub mod image_folder;
 pub mod loader;
 pub mod lock;
+pub mod mutate;
 pub mod patch_source;
 pub mod progress;
 pub mod shards;

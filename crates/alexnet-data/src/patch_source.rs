@@ -89,3 +89,34 @@ impl PatchSource for Relabelled {
         self.set.name(index)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DecodedSet;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_split_lacking_a_class_keeps_every_class_index_and_an_extra_class_is_refused() {
+        // val/ has cat (label 0) and ship (label 1); training has cat, dog, ship.
+        let val = DecodedSet::from_patches(1, vec![0; 9], vec![0, 1, 1], names(&["cat", "ship"]));
+        let training = names(&["cat", "dog", "ship"]);
+        let set = with_classes_of(Arc::new(val), &training, Path::new("val")).unwrap();
+        assert_eq!(set.class_names(), training.as_slice());
+        assert_eq!((0..3).map(|i| set.label(i)).collect::<Vec<_>>(), [0, 2, 2]);
+        assert_eq!(set.len(), 3);
+
+        let frog = DecodedSet::from_patches(1, vec![0; 3], vec![0], names(&["frog"]));
+        let err = with_classes_of(Arc::new(frog), &training, Path::new("val"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("[\"frog\"]") && err.contains("[\"cat\", \"dog\", \"ship\"]"),
+            "{err}"
+        );
+    }
+}

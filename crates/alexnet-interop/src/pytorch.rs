@@ -183,8 +183,10 @@ pub fn import_state_dict(path: &Path, options: &ImportOptions) -> Result<Checkpo
         }
         Preprocess::None => [0.0; 3],
     };
-    let mut recipe = Recipe::default();
-    recipe.model = config;
+    let mut recipe = Recipe {
+        model: config,
+        ..Recipe::default()
+    };
     recipe.data.resize = side;
     Ok(Checkpoint {
         recipe,

@@ -216,8 +216,10 @@ fn scaled_checkpoint(arch: Arch) -> Checkpoint {
         }
     }
     let side = if arch == Arch::AlexnetCifar { 32 } else { 256 };
-    let mut recipe = Recipe::default();
-    recipe.model = config;
+    let mut recipe = Recipe {
+        model: config,
+        ..Recipe::default()
+    };
     recipe.data.resize = side;
     Checkpoint {
         recipe,

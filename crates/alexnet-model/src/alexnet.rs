@@ -63,6 +63,17 @@ pub struct LayerTable {
     pub fcs: Vec<FcLayer>,
 }
 
+impl LayerTable {
+    /// Weights and biases of every layer.
+    pub fn parameter_count(&self) -> usize {
+        let convs = self.convs.iter().map(|c| {
+            c.out_channels * (c.in_channels / c.groups) * c.kernel * c.kernel + c.out_channels
+        });
+        let fcs = self.fcs.iter().map(|f| f.inputs * f.outputs + f.outputs);
+        convs.chain(fcs).sum()
+    }
+}
+
 /// (name, kernels, kernel size, stride, padding, tower-split, LRN, pool, bias 1)
 type ConvRow = (
     &'static str,
@@ -372,6 +383,8 @@ mod tests {
     fn parameter_counts_of_the_three_variants() {
         // Caffe's bvlc_alexnet (two towers): 60,965,224; torchvision's alexnet: 61,100,840.
         assert_eq!(params(Arch::Alexnet, 1000), 60_965_224);
+        let table = layer_table(&ModelConfig::new(Arch::Alexnet, 1000)).unwrap();
+        assert_eq!(table.parameter_count(), 60_965_224);
         assert_eq!(params(Arch::AlexnetOwt, 1000), 61_100_840);
         // conv 3*32*25+32, 32*32*25+32, 32*64*25+64; fc 576*64+64, 64*10+10.
         assert_eq!(

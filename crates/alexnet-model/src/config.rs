@@ -5,6 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The most parameters a network may have: a billion (the paper's has 61 million), so that a
+/// recipe or a checkpoint cannot ask for more memory than a machine has (an input of 4096 would
+/// give the paper's fc6 17 billion weights).
+pub const MAX_PARAMETERS: usize = 1_000_000_000;
+
 /// Errors in a model configuration, each naming the field and the bad value.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ModelError {
@@ -38,6 +43,15 @@ pub enum ModelError {
     WeightStd(f64),
     #[error("model.bias_one must be finite, got {0}")]
     BiasOne(f64),
+    #[error(
+        "model.input_size {size} gives {arch} {params} parameters, over the limit of \
+         {MAX_PARAMETERS} (16 GB of weights, gradients and momentum)"
+    )]
+    TooLarge {
+        size: usize,
+        arch: String,
+        params: usize,
+    },
     #[error("model.precision = \"bf16\" needs a CPU with AVX512-BF16, and this one has none")]
     Bf16Unavailable,
 }
@@ -50,7 +64,9 @@ impl ModelError {
             ModelError::Dropout(_) => "model.dropout",
             ModelError::Towers(_) => "model.towers",
             ModelError::NumClasses(_) => "model.num_classes",
-            ModelError::InputTooSmall { .. } | ModelError::InputTooLarge(_) => "model.input_size",
+            ModelError::InputTooSmall { .. }
+            | ModelError::InputTooLarge(_)
+            | ModelError::TooLarge { .. } => "model.input_size",
             ModelError::LrnSize(_) => "model.lrn_params.size",
             ModelError::LrnConstant { name, .. } => match *name {
                 "k" => "model.lrn_params.k",
@@ -292,6 +308,15 @@ impl ModelConfig {
         if self.precision == Precision::Bf16 && !crate::bf16_gemm::available() {
             return Err(ModelError::Bf16Unavailable);
         }
-        crate::alexnet::layer_table(self).map(|_| ())
+        let table = crate::alexnet::layer_table(self)?;
+        let params = table.parameter_count();
+        if params > MAX_PARAMETERS {
+            return Err(ModelError::TooLarge {
+                size: self.input_size(),
+                arch: self.arch.to_string(),
+                params,
+            });
+        }
+        Ok(())
     }
 }

@@ -445,6 +445,7 @@ impl Recipe {
             "in 1..=64",
             data.prefetch,
         )?;
+        self.model.validate().map_err(FieldError::Model)?;
         let input = self.model.input_size();
         if data.resize < input {
             return Err(FieldError::ResizeBelowInput {
@@ -452,7 +453,7 @@ impl Recipe {
                 input,
             });
         }
-        self.model.validate().map_err(FieldError::Model)
+        Ok(())
     }
 
     pub fn to_toml(&self) -> String {
@@ -600,6 +601,7 @@ mod tests {
             ("model.lrn_params.alpha=-1.0", "model.lrn_params.alpha"),
             ("model.lrn_params.beta=nan", "model.lrn_params.beta"),
             ("model.input_size=8", "model.input_size"),
+            ("model.input_size=4000", "model.input_size"),
         ] {
             let err = Recipe::from_toml("", "r.toml", &sets(&[assignment])).unwrap_err();
             let text = err.to_string();

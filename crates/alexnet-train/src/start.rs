@@ -56,14 +56,21 @@ fn start_or_resume(
         return Err(TrainError::NothingToResume(run_dir.clone()));
     }
     let lock = DirLock::acquire(run_dir, "train")?;
+    let metrics_path = run_dir.join("metrics.jsonl");
     if !options.resume {
-        if last_path.exists() || run_dir.join("metrics.jsonl").exists() {
+        if last_path.exists() {
             return Err(TrainError::RunExists(run_dir.clone()));
+        }
+        // No checkpoint: at most a first epoch whose record a crash cut short (its metrics line,
+        // its `best`). Starting afresh replaces it.
+        keep_epochs_up_to(&metrics_path, 0).map_err(io_error(&metrics_path))?;
+        let best = run_dir.join("best.safetensors");
+        if best.exists() {
+            std::fs::remove_file(&best).map_err(io_error(&best))?;
         }
         return Ok((lock, recipe, None));
     }
     let checkpoint = Checkpoint::load(&last_path)?;
-    let metrics_path = run_dir.join("metrics.jsonl");
     keep_epochs_up_to(&metrics_path, checkpoint.progress.epochs_done)
         .map_err(io_error(&metrics_path))?;
     let mut saved = checkpoint.recipe.clone();

@@ -1,9 +1,9 @@
 //! A run that learns nothing: the training error stays at chance (1 - 1/classes) epoch after epoch
-//! while the weights grow, the mark of a learning rate too large for the network (weights of order
+//! and the weights end larger than they began, the mark of a learning rate too large for the network (weights of order
 //! 1e3 and a softmax saturated on one class). The run goes on, since the user may know better, but
 //! says so once, naming the rate, instead of training to the end in silence.
 
-/// Epochs at chance, with the weights growing in each, before the warning.
+/// Epochs in a row at chance, the weights then larger than before them, before the warning.
 pub const STUCK_EPOCHS: usize = 3;
 
 /// How close to chance counts as "at chance": an error within 2 points of it.
@@ -12,7 +12,7 @@ const MARGIN: f64 = 0.02;
 #[derive(Debug)]
 pub struct StuckWatch {
     chance_error: f64,
-    /// The weights' L2 norm at the end of each epoch of the current streak (and the one before).
+    /// The weights' L2 norm before the current run of epochs at chance, then after each of them.
     norms: Vec<f64>,
     warned: bool,
 }
@@ -28,24 +28,26 @@ impl StuckWatch {
     }
 
     /// After an epoch: its training top-1 error and the weights' norm. Returns the warning the
-    /// first time the run has been at chance for [`STUCK_EPOCHS`] epochs with the weights growing
-    /// in each.
+    /// first time the run has been at chance for [`STUCK_EPOCHS`] epochs in a row and its weights
+    /// are larger at the end of them than before them.
     pub fn after_epoch(&mut self, train_error: f64, norm: f64, lr: f64) -> Option<String> {
-        let growing = self.norms.last().is_some_and(|&before| norm > before);
-        if train_error >= self.chance_error - MARGIN && growing {
+        if train_error >= self.chance_error - MARGIN {
             self.norms.push(norm);
         } else {
+            // Learning: the streak starts again from these weights.
             self.norms = vec![norm];
         }
-        if self.warned || self.norms.len() <= STUCK_EPOCHS {
+        let before = self.norms[0];
+        if self.warned || self.norms.len() <= STUCK_EPOCHS || norm <= before {
             return None;
         }
         self.warned = true;
         Some(format!(
-            "warning: the training error has stayed at chance ({:.3}) for {STUCK_EPOCHS} epochs \
-             while the weights grew (L2 norm {:.3e} -> {:.3e}): optim.lr = {lr} is likely too \
+            "warning: the training error has stayed at chance ({:.3}) for {} epochs while the \
+             weights grew (L2 norm {before:.3e} -> {norm:.3e}): optim.lr = {lr} is likely too \
              large for this network; try a tenth of it",
-            self.chance_error, self.norms[0], norm
+            self.chance_error,
+            self.norms.len() - 1,
         ))
     }
 }
@@ -97,5 +99,10 @@ mod tests {
         for norm in [9.0, 8.0, 7.0, 6.0] {
             assert_eq!(quiet.after_epoch(0.90, norm, 0.001), None);
         }
+        // Growth that is not steady still counts: larger after three epochs at chance than before.
+        let mut uneven = StuckWatch::new(10, 10.0);
+        assert_eq!(uneven.after_epoch(0.90, 50.0, 1.0), None);
+        assert_eq!(uneven.after_epoch(0.90, 40.0, 1.0), None);
+        assert!(uneven.after_epoch(0.90, 45.0, 1.0).is_some());
     }
 }

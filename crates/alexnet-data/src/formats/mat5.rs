@@ -31,6 +31,8 @@ impl MatValue {
 }
 
 const MI_INT8: u32 = 1;
+/// The most a compressed element may inflate to (64 MB).
+const MAX_INFLATED: usize = 64 << 20;
 const MI_MATRIX: u32 = 14;
 const MI_COMPRESSED: u32 = 15;
 
@@ -131,7 +133,10 @@ fn matrix(data: &[u8]) -> Result<(String, MatValue), String> {
     }
     let class = parts[0].data.first().copied().ok_or("empty array flags")?;
     let dimensions: Vec<usize> = numbers(&parts[1]).iter().map(|&d| d as usize).collect();
-    let count: usize = dimensions.iter().product();
+    let count = dimensions
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or("array dimensions overflow")?;
     let name = String::from_utf8_lossy(parts[2].data).into_owned();
     let rest = &parts[3..];
     let value = match class {
@@ -164,7 +169,7 @@ fn matrix(data: &[u8]) -> Result<(String, MatValue), String> {
                 .iter()
                 .map(|e| matrix(e.data).map(|(_, v)| v))
                 .collect::<Result<_, _>>()?;
-            if values.len() != count * fields.len() {
+            if Some(values.len()) != count.checked_mul(fields.len()) {
                 return Err(format!(
                     "struct {name:?}: {} values for {count} elements of {} fields",
                     values.len(),
@@ -185,6 +190,13 @@ fn matrix(data: &[u8]) -> Result<(String, MatValue), String> {
                 _ => numbers(part).iter().map(|&u| u as u16).collect(),
             };
             let rows = dimensions.first().copied().unwrap_or(1).max(1);
+            // The rows come from the file: no more of them than there are characters.
+            if rows > units.len().max(1) {
+                return Err(format!(
+                    "char array {name:?} of {rows} rows holds {} characters",
+                    units.len()
+                ));
+            }
             let columns = units.len() / rows;
             let lines: Vec<String> = (0..rows)
                 .map(|r| {
@@ -216,10 +228,18 @@ pub fn read_variables(bytes: &[u8]) -> Result<Vec<(String, MatValue)>, String> {
         match element.kind {
             MI_MATRIX => variables.push(matrix(element.data)?),
             MI_COMPRESSED => {
+                // A compressed element inflates to at most MAX_INFLATED bytes: a small file
+                // cannot ask for gigabytes (the devkit's meta.mat inflates to 0.3 MB).
                 let mut inflated = Vec::new();
                 flate2::read::ZlibDecoder::new(element.data)
+                    .take(MAX_INFLATED as u64 + 1)
                     .read_to_end(&mut inflated)
                     .map_err(|e| format!("bad compressed element: {e}"))?;
+                if inflated.len() > MAX_INFLATED {
+                    return Err(format!(
+                        "a compressed element inflates to over {MAX_INFLATED} bytes"
+                    ));
+                }
                 for inner in elements(&inflated)? {
                     if inner.kind == MI_MATRIX {
                         variables.push(matrix(inner.data)?);
@@ -232,8 +252,9 @@ pub fn read_variables(bytes: &[u8]) -> Result<Vec<(String, MatValue)>, String> {
     Ok(variables)
 }
 
-/// Writes MAT-files for tests: a struct array of numeric and char fields, like the devkit's.
-#[cfg(test)]
+/// Writes MAT-files for tests (this crate's, and the parsers' property tests): a struct array of
+/// numeric and char fields, like the devkit's.
+#[doc(hidden)]
 pub mod writer {
     fn element(kind: u32, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -353,5 +374,40 @@ mod tests {
             assert_eq!(synsets.field(3, "WNID"), None);
         }
         assert!(read_variables(b"short").is_err());
+    }
+
+    /// Found by the property test (crates/alexnet-data/tests/fuzz.rs): sizes declared by the file
+    /// are not taken on trust.
+    #[test]
+    fn declared_sizes_cannot_ask_for_unbounded_memory() {
+        // A char array whose dimensions claim 67 million rows for two characters: the reader
+        // built 67 million empty strings (1.6 GB) before.
+        let rows = vec![vec![Field::Text("ab".into())]];
+        let mut bytes = struct_array("synsets", &["WNID"], &rows, false);
+        let dims: Vec<u8> = [5u32, 8, 1, 2]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let at = bytes
+            .windows(dims.len())
+            .rposition(|w| w == dims)
+            .expect("the char array's dimensions");
+        bytes[at + 8..at + 12].copy_from_slice(&0x0400_0001u32.to_le_bytes());
+        let err = read_variables(&bytes).unwrap_err();
+        assert!(err.contains("67108865 rows holds 2 characters"), "{err}");
+
+        // A compressed element that inflates to 80 MB of zeros (a zip bomb in 80 KB).
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&vec![0u8; 80 << 20]).unwrap();
+        let packed = z.finish().unwrap();
+        let mut bomb = vec![b' '; 124];
+        bomb.extend(0x0100u16.to_le_bytes());
+        bomb.extend(b"IM");
+        bomb.extend(15u32.to_le_bytes());
+        bomb.extend((packed.len() as u32).to_le_bytes());
+        bomb.extend(packed);
+        let err = read_variables(&bomb).unwrap_err();
+        assert!(err.contains("inflates to over"), "{err}");
     }
 }
