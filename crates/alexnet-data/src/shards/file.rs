@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::temporary_name;
 use crate::bad_input::SkippedFile;
 use crate::error::DataError;
 
@@ -84,7 +85,7 @@ impl ShardWriter {
         encoding: PatchEncoding,
         plan: String,
     ) -> Result<Self, DataError> {
-        let temporary = PathBuf::from(format!("{}.tmp", path.display()));
+        let temporary = temporary_name(path);
         let file = File::create(&temporary).map_err(|e| DataError::Write {
             path: temporary.clone(),
             reason: e.to_string(),
