@@ -76,6 +76,21 @@ impl Sums {
 }
 
 impl DatasetStats {
+    /// Statistics of no data set: a mean image of one colour (`mean` per channel, RGB) at side
+    /// `side`, and no colour noise to draw (zero eigenvalues). For weights that come from
+    /// elsewhere (an imported state dict) and tests.
+    pub fn flat(side: usize, mean: [f32; 3]) -> Self {
+        Self {
+            side,
+            mean_image: mean
+                .iter()
+                .flat_map(|&m| std::iter::repeat_n(m, side * side))
+                .collect(),
+            eigenvalues: [0.0; 3],
+            eigenvectors: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        }
+    }
+
     /// One pass over every pixel of `set`, on all cores.
     pub fn compute(set: &dyn PatchSource) -> Result<Self, DataError> {
         let side = set.side();

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use alexnet_data::DatasetStats;
 use alexnet_model::{AlexNet, Arch, ModelConfig};
 use alexnet_run::checkpoint::{NamedTensor, named_params};
-use alexnet_run::{Checkpoint, LrSchedule, Progress, Recipe, model_from_checkpoint};
+use alexnet_run::{Checkpoint, Progress, Recipe, model_from_checkpoint};
 use burn::tensor::Device;
 use burn_store::{
     BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
@@ -191,25 +191,11 @@ pub fn import_state_dict(path: &Path, options: &ImportOptions) -> Result<Checkpo
     Ok(Checkpoint {
         recipe,
         class_names,
-        progress: Progress {
-            epochs_done: 0,
-            step: 0,
-            schedule: LrSchedule::new(Recipe::default().optim.lr),
-            wall_seconds: 0.0,
-        },
+        progress: Progress::fresh(Recipe::default().optim.lr),
         weights,
         velocities: Vec::new(),
-        stats: DatasetStats {
-            side,
-            mean_image: mean
-                .iter()
-                .flat_map(|&m| std::iter::repeat_n(m, side * side))
-                .collect(),
-            // No training set: no colour noise to draw (this checkpoint is for use, not for
-            // resuming a run).
-            eigenvalues: [0.0; 3],
-            eigenvectors: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
-        },
+        // No training set: this checkpoint is for use, not for resuming a run.
+        stats: DatasetStats::flat(side, mean),
     })
 }
 

@@ -80,8 +80,10 @@ impl ModelError {
     }
 }
 
-/// Which member of the AlexNet family.
+/// Which member of the AlexNet family. Read from its name (so that a wrong value says what it
+/// got, `invalid type: integer `5`, expected a string`, or lists the names there are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub enum Arch {
     /// The paper's network (Section 3): 96-256-384-384-256 kernels, LRN, two towers.
     #[serde(rename = "alexnet")]
@@ -121,6 +123,13 @@ impl std::str::FromStr for Arch {
             .into_iter()
             .find(|a| a.name() == s)
             .ok_or_else(|| ModelError::UnknownModel(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for Arch {
+    type Error = ModelError;
+    fn try_from(name: String) -> Result<Self, ModelError> {
+        name.parse()
     }
 }
 

@@ -69,6 +69,18 @@ pub struct Progress {
     pub wall_seconds: f64,
 }
 
+impl Progress {
+    /// Nothing done yet: epoch 0, step 0, the schedule at its first rate `lr`.
+    pub fn fresh(lr: f64) -> Self {
+        Self {
+            epochs_done: 0,
+            step: 0,
+            schedule: LrSchedule::new(lr),
+            wall_seconds: 0.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
     pub recipe: Recipe,

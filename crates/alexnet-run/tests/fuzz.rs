@@ -10,7 +10,7 @@ use alexnet_data::DatasetStats;
 use alexnet_data::mutate::{CappedAllocator, fuzz};
 use alexnet_model::{AlexNet, Arch, ModelConfig};
 use alexnet_run::checkpoint::{named_params, velocities_to_named};
-use alexnet_run::{Checkpoint, LrSchedule, Progress, Recipe, model_from_checkpoint};
+use alexnet_run::{Checkpoint, Progress, Recipe, model_from_checkpoint};
 use burn::tensor::{Device, Tensor};
 
 #[global_allocator]
@@ -34,17 +34,11 @@ fn checkpoint_bytes() -> Vec<u8> {
         progress: Progress {
             epochs_done: 2,
             step: 20,
-            schedule: LrSchedule::new(0.01),
-            wall_seconds: 3.0,
+            ..Progress::fresh(0.01)
         },
         weights: named_params(&model),
         velocities: velocities_to_named(&velocities),
-        stats: DatasetStats {
-            side: 32,
-            mean_image: vec![120.0; 3 * 32 * 32],
-            eigenvalues: [3.0, 2.0, 1.0],
-            eigenvectors: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
-        },
+        stats: DatasetStats::flat(32, [120.0, 110.0, 100.0]),
     }
     .to_bytes()
     .unwrap()

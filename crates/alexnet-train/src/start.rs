@@ -9,7 +9,7 @@ use alexnet_data::{DirLock, with_classes_of};
 use alexnet_model::AlexNet;
 use alexnet_run::checkpoint::named_params;
 use alexnet_run::metrics::keep_epochs_up_to;
-use alexnet_run::{Checkpoint, LrSchedule, Progress, Recipe, device};
+use alexnet_run::{Checkpoint, Progress, Recipe, device};
 
 use crate::error::{TrainError, io_error};
 use crate::peers::Peers;
@@ -113,12 +113,7 @@ fn start_as_root(
             Checkpoint {
                 recipe: recipe.clone(),
                 class_names: data.train.class_names().to_vec(),
-                progress: Progress {
-                    epochs_done: 0,
-                    step: 0,
-                    schedule: LrSchedule::new(recipe.optim.lr),
-                    wall_seconds: 0.0,
-                },
+                progress: Progress::fresh(recipe.optim.lr),
                 weights: named_params(&model),
                 velocities: Vec::new(),
                 stats: (*data.stats).clone(),

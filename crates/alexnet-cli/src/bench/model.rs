@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use alexnet_data::Batch;
 use alexnet_model::{Activations, AlexNet, Layer, ModelConfig, Precision, summary::summarize};
-use alexnet_run::{LrSchedule, Progress, device};
+use alexnet_run::{Progress, device};
 use alexnet_train::Peers;
 use alexnet_train::sgd::PaperSgd;
 use alexnet_train::step::{Devices, Learner, train_step};
@@ -215,12 +215,7 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
             sgd: PaperSgd::new(0.9, 5e-4),
             // The update's arithmetic is the same at any rate; at a rate of 0 the weights stay
             // those of the first step, so random images cannot drive the loss to infinity.
-            progress: Progress {
-                epochs_done: 0,
-                step: 0,
-                schedule: LrSchedule::new(0.0),
-                wall_seconds: 0.0,
-            },
+            progress: Progress::fresh(0.0),
         });
         let mut failure = None;
         let ms = time_ms(args.warmup, args.iterations, || {
