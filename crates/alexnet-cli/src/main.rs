@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod eval;
+mod experiment;
 mod export;
 mod import;
 mod info;
@@ -50,6 +51,8 @@ enum Command {
     Report(report::ReportArgs),
     /// The training images nearest to each image in the last hidden layer (Figure 4).
     Neighbours(neighbours::NeighboursArgs),
+    /// Check one of the paper's claims: train an experiment's arms over seeds, then its table and plot.
+    Experiment(experiment::ExperimentArgs),
     /// Read a PyTorch state dict (torchvision's names; .pth or .safetensors) into a checkpoint.
     Import(import::ImportArgs),
     /// Write a checkpoint's network as a torchvision-named safetensors state dict or an ONNX graph.
@@ -70,6 +73,7 @@ fn main() {
         Command::Predict(args) => predict::run(args),
         Command::Report(args) => report::run(args),
         Command::Neighbours(args) => neighbours::run(args),
+        Command::Experiment(args) => experiment::run(args),
         Command::Import(args) => import::run(args),
         Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),

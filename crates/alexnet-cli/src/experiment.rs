@@ -1,0 +1,131 @@
+//! `alexnet experiment NAME [--seeds N] [--out DIR] [--scale small|full] [--data DIR]`: check one
+//! of the paper's claims by training its arms (`experiments/NAME.toml`), then write
+//! `OUT/NAME/results.md`, `results.json` and `errors.png`. Given again, it skips finished runs
+//! and resumes unfinished ones. `alexnet experiment --list` shows the experiments there are.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use alexnet_experiment::plot::draw_errors;
+use alexnet_experiment::{Experiment, RunStatus, collect, execute, list, plan};
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scale {
+    /// Each experiment in about an hour on 2 cores.
+    Small,
+    /// The longer version, for bigger machines.
+    Full,
+}
+
+#[derive(Args)]
+pub struct ExperimentArgs {
+    /// The experiment: a name in --dir (`lrn` is `experiments/lrn.toml`) or a file.
+    #[arg(required_unless_present = "list")]
+    name: Option<String>,
+    /// List the experiments in --dir with their claims.
+    #[arg(long)]
+    list: bool,
+    /// Seeds per arm (default: the scale's).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: Option<u64>,
+    /// Where the runs and results go: OUT/NAME/<arm>-seed<k>/ and OUT/NAME/results.md.
+    #[arg(long, default_value = "runs/experiments")]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "small")]
+    scale: Scale,
+    /// The data set, instead of the base recipe's data.dir (a prepared directory is read as shards).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Where experiment files are looked for.
+    #[arg(long, default_value = "experiments")]
+    dir: PathBuf,
+    /// Only write the results of what has run so far; train nothing.
+    #[arg(long)]
+    report_only: bool,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: ExperimentArgs) -> Result<()> {
+    if args.list {
+        for experiment in list(&args.dir)? {
+            println!(
+                "{:<14} {} arms  (Section {}) {}",
+                experiment.name,
+                experiment.arms.len(),
+                experiment.section,
+                experiment.claim
+            );
+        }
+        return Ok(());
+    }
+    let name = args
+        .name
+        .as_deref()
+        .expect("clap requires NAME without --list");
+    let path = if name.ends_with(".toml") {
+        PathBuf::from(name)
+    } else {
+        args.dir.join(format!("{name}.toml"))
+    };
+    if !path.is_file() {
+        bail!(
+            "no experiment {name:?}: {} is not a file (alexnet experiment --list shows them)",
+            path.display()
+        );
+    }
+    let experiment = Experiment::load(&path)?;
+    let full = args.scale == Scale::Full;
+    let runs = plan(
+        &experiment,
+        full,
+        args.seeds.map(|s| s as usize),
+        &args.out,
+        args.data.as_deref(),
+    );
+    let results_dir = args.out.join(&experiment.name);
+    if !args.report_only {
+        for (i, run) in runs.iter().enumerate() {
+            let started = Instant::now();
+            let status = execute(run, &experiment.base, args.quiet)?;
+            let what = match status {
+                RunStatus::Skipped => "skipped: finished".to_string(),
+                RunStatus::Resumed(done) => format!("resumed after epoch {done}"),
+                RunStatus::Started => "started".to_string(),
+            };
+            println!(
+                "[{}/{}] {} seed {}: {what} ({:.0} s) -> {}",
+                i + 1,
+                runs.len(),
+                run.arm,
+                run.seed,
+                started.elapsed().as_secs_f64(),
+                run.dir.display()
+            );
+        }
+    }
+    let results = collect(&experiment, &runs);
+    std::fs::create_dir_all(&results_dir)
+        .with_context(|| format!("creating {}", results_dir.display()))?;
+    let plots = vec![draw_errors(&results, &results_dir)?];
+    results
+        .write(&results_dir, &plots)
+        .with_context(|| format!("writing {}", results_dir.display()))?;
+    for arm in &results.arms {
+        let top1 = arm
+            .val_top1_error
+            .map_or("-".into(), |s| format!("{:.4} ± {:.4}", s.mean, s.std));
+        println!(
+            "{:<16} val top-1 error {top1} over {}/{} runs (paper: {})",
+            arm.arm,
+            arm.finished,
+            arm.planned,
+            arm.paper.as_deref().unwrap_or("-")
+        );
+    }
+    println!("results: {}", results_dir.join("results.md").display());
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! An experiment as a file (`experiments/NAME.toml`): the claim it checks, the recipe every run
+//! starts from, and the arms, each a list of recipe overrides, so that a user adds an experiment
+//! without touching code.
+//!
+//! ```toml
+//! claim = "Local response normalization lowers the error"
+//! section = "3.3"
+//! base = "recipes/cifar10-fast.toml"
+//! [scale.small]
+//! epochs = 12
+//! seeds = 3
+//! [scale.full]
+//! epochs = 40
+//! seeds = 5
+//! [[arm]]
+//! name = "lrn"
+//! set = ["model.lrn=true"]
+//! paper = "CIFAR-10: 11% test error"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    #[error("{path}: cannot read: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// How long and how often: `--scale small` fits a 2-core machine, `full` a bigger one.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scale {
+    pub epochs: usize,
+    pub seeds: usize,
+    /// Overrides for this scale only (a shorter schedule, say).
+    #[serde(default)]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scales {
+    pub small: Scale,
+    pub full: Scale,
+}
+
+/// One arm: the runs that share these overrides.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arm {
+    /// Names the arm's run directories (`<arm>-seed<k>`): letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// The paper's figure for this arm, as the paper gives it.
+    #[serde(default)]
+    pub paper: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// What the paper claims, in a sentence.
+    pub claim: String,
+    /// Where it says so.
+    pub section: String,
+    /// The recipe every run starts from (relative to the directory the command runs in).
+    pub base: PathBuf,
+    /// Overrides for every arm.
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// A training top-1 error whose first crossing is reported for each arm, in epochs and wall
+    /// time (Figure 1: 25%).
+    #[serde(default)]
+    pub train_error_target: Option<f64>,
+    pub scale: Scales,
+    #[serde(rename = "arm")]
+    pub arms: Vec<Arm>,
+    /// The file's name without `.toml`.
+    #[serde(skip)]
+    pub name: String,
+}
+
+impl Experiment {
+    /// Reads and checks an experiment file. An unknown or mistyped field is an error naming it.
+    pub fn load(path: &Path) -> Result<Self, DefinitionError> {
+        let text = std::fs::read_to_string(path).map_err(|e| DefinitionError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let invalid = |reason: String| DefinitionError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let tree: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.message().into()))?;
+        let mut experiment: Experiment = serde_path_to_error::deserialize(toml::Value::Table(tree))
+            .map_err(|e| {
+                let field = e.path().to_string();
+                invalid(format!("{field}: {}", e.into_inner().message().trim()))
+            })?;
+        experiment.name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        experiment.check().map_err(invalid)?;
+        Ok(experiment)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.arms.len() < 2 {
+            return Err(format!(
+                "{} arm(s): an experiment compares at least 2",
+                self.arms.len()
+            ));
+        }
+        for (i, arm) in self.arms.iter().enumerate() {
+            let ok = !arm.name.is_empty()
+                && arm
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !ok {
+                return Err(format!(
+                    "arm[{i}].name {:?}: use letters, digits, -, _ and .",
+                    arm.name
+                ));
+            }
+            if self.arms[..i].iter().any(|other| other.name == arm.name) {
+                return Err(format!("arm[{i}].name {:?} is used twice", arm.name));
+            }
+        }
+        for (name, scale) in [("small", &self.scale.small), ("full", &self.scale.full)] {
+            if scale.epochs == 0 || scale.seeds == 0 {
+                return Err(format!("scale.{name}: epochs and seeds must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn scale(&self, full: bool) -> &Scale {
+        if full {
+            &self.scale.full
+        } else {
+            &self.scale.small
+        }
+    }
+}
+
+/// The experiment files in `dir`, by name.
+pub fn list(dir: &Path) -> Result<Vec<Experiment>, DefinitionError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| DefinitionError::Unreadable {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| Experiment::load(p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("alexnet-experiment-def-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const GOOD: &str = r#"
+claim = "c"
+section = "3.3"
+base = "recipes/demo.toml"
+[scale.small]
+epochs = 2
+seeds = 1
+[scale.full]
+epochs = 4
+seeds = 3
+[[arm]]
+name = "on"
+set = ["model.lrn=true"]
+paper = "11%"
+[[arm]]
+name = "off"
+set = ["model.lrn=false"]
+"#;
+
+    #[test]
+    fn an_experiment_file_reads_and_an_unknown_field_is_named() {
+        let experiment = Experiment::load(&write("lrn", GOOD)).unwrap();
+        assert_eq!(experiment.name, "lrn");
+        assert_eq!(experiment.arms.len(), 2);
+        assert_eq!(experiment.arms[0].paper.as_deref(), Some("11%"));
+        assert_eq!(experiment.scale(true).seeds, 3);
+
+        let typo = GOOD.replace(
+            "set = [\"model.lrn=false\"]",
+            "sett = [\"model.lrn=false\"]",
+        );
+        let err = Experiment::load(&write("typo", &typo))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("typo.toml") && err.contains("arm[1]") && err.contains("sett"),
+            "{err}"
+        );
+
+        let one_arm = GOOD[..GOOD.rfind("[[arm]]").unwrap()].to_string();
+        let err = Experiment::load(&write("one", &one_arm))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 2"), "{err}");
+        let twice = GOOD.replace("name = \"off\"", "name = \"on\"");
+        let err = Experiment::load(&write("twice", &twice))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("used twice"), "{err}");
+    }
+}

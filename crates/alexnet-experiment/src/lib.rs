@@ -1,0 +1,18 @@
+//! The paper's claims checked on real images (`alexnet experiment NAME`): an experiment is a file
+//! listing arms, each a set of recipe overrides; every arm is trained with every seed as an
+//! ordinary, resumable run; the results are a table of each arm's mean and spread beside the
+//! paper's figure, and a plot.
+//!
+//! - [`definition`]: the experiment file and its checks;
+//! - [`runner`]: the runs it asks for, each skipped, resumed or started;
+//! - [`summary`]: `results.json` and `results.md`;
+//! - [`plot`]: the error curves of every arm in one picture.
+
+pub mod definition;
+pub mod plot;
+pub mod runner;
+pub mod summary;
+
+pub use definition::{Experiment, list};
+pub use runner::{PlannedRun, RunStatus, execute, plan};
+pub use summary::{Results, collect};
