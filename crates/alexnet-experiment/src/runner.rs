@@ -67,7 +67,7 @@ pub enum RunStatus {
     Started,
 }
 
-/// Every run, arm by arm, seeds `0..seeds`. `data` replaces the recipe's data set (a prepared
+/// Every run: seeds `0..seeds`, each with every arm. `data` replaces the recipe's data set (a prepared
 /// directory is read as shards).
 pub fn plan(
     experiment: &Experiment,
@@ -87,8 +87,10 @@ pub fn plan(
         }
     }
     let mut runs = Vec::new();
-    for arm in &experiment.arms {
-        for seed in 0..seeds as u64 {
+    // Seed by seed, every arm in each: an experiment stopped part way has compared its arms
+    // on the seeds it did.
+    for seed in 0..seeds as u64 {
+        for arm in &experiment.arms {
             let mut overrides: Vec<String> = experiment.set.clone();
             overrides.extend(scale.set.iter().cloned());
             overrides.extend(arm.set.iter().cloned());
@@ -155,4 +157,58 @@ pub fn execute(run: &PlannedRun, base: &Path, quiet: bool) -> Result<RunStatus, 
         source: Box::new(source),
     })?;
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::{Arm, Scale, Scales};
+
+    #[test]
+    fn runs_go_seed_by_seed_with_the_arms_overrides_after_the_experiments() {
+        let arm = |name: &str, set: &str| Arm {
+            name: name.into(),
+            set: vec![set.into()],
+            paper: None,
+        };
+        let experiment = Experiment {
+            claim: "c".into(),
+            section: "3.3".into(),
+            base: "recipes/demo.toml".into(),
+            set: vec!["model.dropout=0.0".into()],
+            train_error_target: None,
+            scale: Scales {
+                small: Scale {
+                    epochs: 2,
+                    seeds: 2,
+                    set: vec!["optim.lr=0.02".into()],
+                },
+                full: Scale {
+                    epochs: 9,
+                    seeds: 5,
+                    set: Vec::new(),
+                },
+            },
+            arms: vec![arm("a", "model.lrn=true"), arm("b", "model.lrn=false")],
+            name: "x".into(),
+        };
+        let runs = plan(&experiment, false, None, Path::new("out"), None);
+        let order: Vec<(&str, u64)> = runs.iter().map(|r| (r.arm.as_str(), r.seed)).collect();
+        assert_eq!(order, [("a", 0), ("b", 0), ("a", 1), ("b", 1)]);
+        assert_eq!(runs[3].dir, Path::new("out/x/b-seed1"));
+        assert_eq!(
+            runs[3].overrides,
+            [
+                "model.dropout=0.0",
+                "optim.lr=0.02",
+                "model.lrn=false",
+                "run.seed=1",
+                "run.epochs=2"
+            ]
+        );
+        assert_eq!(
+            plan(&experiment, true, Some(1), Path::new("o"), None).len(),
+            2
+        );
+    }
 }
