@@ -50,4 +50,4 @@ pub use shards::{Manifest, PatchEncoding, PrepareOptions, PrepareSummary, ShardS
 pub use sources::{Source, scan_source};
 pub use split::load_split;
 pub use stats::DatasetStats;
-pub use tensor_file::{NamedTensor, read_tensors, write_tensors};
+pub use tensor_file::{NamedTensor, read_metadata, read_tensors, write_tensors};

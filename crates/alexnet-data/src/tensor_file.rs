@@ -65,6 +65,35 @@ pub fn read_tensors(path: &Path) -> Result<(HashMap<String, String>, Vec<NamedTe
     })
 }
 
+/// The metadata of the safetensors file at `path`, read from its header alone (a few KB, where
+/// the tensors may be hundreds of MB); not verified against the tensors.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, DataError> {
+    use std::io::Read;
+    let unreadable = |reason: String| DataError::NotTensors {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let header_length = u64::from_le_bytes(length);
+    // safetensors' own bound on a header: a damaged length cannot ask for gigabytes.
+    if header_length > 100_000_000 {
+        return Err(unreadable(format!("a header of {header_length} bytes")));
+    }
+    let mut bytes = length.to_vec();
+    file.take(header_length)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..]).map_err(|e| unreadable(e.to_string()))?;
+    serde_json::from_value(header["__metadata__"].clone()).map_err(|e| unreadable(e.to_string()))
+}
+
 /// The safetensors bytes of `tensors` and `metadata` (what [`write_tensors`] writes, and what a
 /// data-parallel run sends its peers).
 pub fn tensors_to_bytes(

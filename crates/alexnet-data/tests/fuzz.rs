@@ -10,7 +10,7 @@ use alexnet_data::formats::{cifar, idx, ilsvrc, mat5};
 use alexnet_data::mutate::{CappedAllocator, fuzz};
 use alexnet_data::shards::set::SplitEntry;
 use alexnet_data::shards::{PatchEncoding, Shard, ShardWriter};
-use alexnet_data::{Manifest, PatchSource, ShardSet, read_tensors, write_tensors};
+use alexnet_data::{Manifest, PatchSource, ShardSet, read_metadata, read_tensors, write_tensors};
 
 #[global_allocator]
 static ALLOCATOR: CappedAllocator = CappedAllocator;
@@ -167,6 +167,7 @@ fn safetensors_files_of_the_data_side() {
         let fuzzed = dir.join("fuzzed.safetensors");
         std::fs::write(&fuzzed, bytes).unwrap();
         let _ = read_tensors(&fuzzed);
+        let _ = read_metadata(&fuzzed);
     });
     println!("safetensors: {ran} inputs");
 }

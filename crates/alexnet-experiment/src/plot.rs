@@ -4,19 +4,10 @@
 use std::path::Path;
 
 use alexnet_report::ReportError;
-use alexnet_report::canvas::{Canvas, FONT, plot_error};
+use alexnet_report::canvas::{Canvas, FONT, PALETTE, plot_error};
 use plotters::prelude::*;
 
 use crate::summary::Results;
-
-const COLOURS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-];
 
 /// `(epoch, mean)` of `value` over the arm's runs, for the epochs every run has.
 fn mean_curve(
@@ -69,7 +60,7 @@ pub fn draw_errors(results: &Results, dir: &Path) -> Result<String, ReportError>
             .draw()
             .map_err(plot_error)?;
         for (i, arm) in results.arms.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
+            let colour = PALETTE[i % PALETTE.len()];
             let val = mean_curve(results, &arm.arm, |m| m.val_top1_error);
             let train = mean_curve(results, &arm.arm, |m| m.train_top1_error);
             chart

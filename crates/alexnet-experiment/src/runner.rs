@@ -117,7 +117,8 @@ pub fn epochs_done(run: &PlannedRun) -> Result<Option<usize>, RunError> {
     if !last.exists() {
         return Ok(None);
     }
-    Ok(Some(Checkpoint::load(&last)?.progress.epochs_done))
+    // The header alone: a resumed run reads the whole checkpoint once, in the trainer.
+    Ok(Some(Checkpoint::read_progress(&last)?.epochs_done))
 }
 
 /// Trains `run` to its epochs: skipped when done, resumed when begun, started otherwise.

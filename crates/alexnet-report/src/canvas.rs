@@ -10,6 +10,17 @@ use plotters::style::{FontStyle, register_font};
 
 use crate::error::ReportError;
 
+/// Matplotlib's first colours, familiar from every other training plot: the curves' lines, in
+/// order, in the report's plots and the experiments'.
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
 /// The family every plot's text uses.
 pub const FONT: &str = "sans-serif";
 

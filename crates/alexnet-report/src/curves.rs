@@ -8,14 +8,13 @@ use std::path::Path;
 use alexnet_run::EpochMetrics;
 use plotters::prelude::*;
 
-use crate::canvas::{Canvas, FONT, plot_error};
+use crate::canvas::{Canvas, FONT, PALETTE, plot_error};
 use crate::error::ReportError;
 use crate::page::Picture;
 
-// Matplotlib's first colours: familiar from every other training plot.
-const TRAIN: RGBColor = RGBColor(31, 119, 180);
-const VAL_TOP1: RGBColor = RGBColor(214, 39, 40);
-const VAL_TOP5: RGBColor = RGBColor(44, 160, 44);
+const TRAIN: RGBColor = PALETTE[0];
+const VAL_TOP1: RGBColor = PALETTE[1];
+const VAL_TOP5: RGBColor = PALETTE[2];
 
 /// A learning-rate drop: `after_epoch` was the last epoch at `from`; the next one trained at `to`.
 #[derive(Debug, Clone, Copy, PartialEq)]

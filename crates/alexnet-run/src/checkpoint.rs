@@ -274,6 +274,26 @@ impl Checkpoint {
         })
     }
 
+    /// How far the run of the checkpoint at `path` had got, from its header alone (what deciding
+    /// to skip or resume a run needs, without reading and checking every weight).
+    pub fn read_progress(path: &Path) -> Result<Progress, CheckpointError> {
+        let invalid = |problem| CheckpointError::Invalid {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let metadata = alexnet_data::read_metadata(path)
+            .map_err(|e| invalid(CheckpointFormatError::Safetensors(e.to_string())))?;
+        let text = metadata
+            .get("progress")
+            .ok_or(invalid(CheckpointFormatError::MissingField("progress")))?;
+        serde_json::from_str(text).map_err(|e| {
+            invalid(CheckpointFormatError::BadField {
+                field: "progress",
+                reason: e.to_string(),
+            })
+        })
+    }
+
     /// The file's bytes (also what rank 0 of a data-parallel run sends the others to start from).
     pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointFormatError> {
         let metadata = HashMap::from([
@@ -411,6 +431,10 @@ mod tests {
         );
 
         let loaded = Checkpoint::load(&path).unwrap();
+        assert_eq!(
+            Checkpoint::read_progress(&path).unwrap(),
+            checkpoint.progress
+        );
         assert_eq!(loaded.recipe, recipe);
         assert_eq!(loaded.progress, checkpoint.progress);
         assert_eq!(loaded.stats, checkpoint.stats);
