@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own file; this file only parses and dispatches. Errors are printed
 //! on one line (`error: ...`) with a non-zero exit code.
 
+mod baseline;
 mod bench;
 mod demo;
 mod eval;
@@ -57,6 +58,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Write a checkpoint's network as a torchvision-named safetensors state dict or an ONNX graph.
     Export(export::ExportArgs),
+    /// The classical methods of Table 1 (k-NN, softmax regression, HOG + colour) on a recipe's splits.
+    Baseline(baseline::BaselineArgs),
     /// Measure speed: `bench data` (decode and augmentation), `bench model` (training and inference steps).
     Bench(bench::BenchArgs),
     /// Train the small CIFAR model on the images committed in fixtures/, then evaluate and predict.
@@ -76,6 +79,7 @@ fn main() {
         Command::Experiment(args) => experiment::run(args),
         Command::Import(args) => import::run(args),
         Command::Export(args) => export::run(args),
+        Command::Baseline(args) => baseline::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     };

@@ -41,6 +41,8 @@ pub enum ModelError {
     InputTooLarge(usize),
     #[error("model.weight_std must be positive and finite, got {0}")]
     WeightStd(f64),
+    #[error("model.width must be in (0, 4], got {0}")]
+    Width(f64),
     #[error("model.bias_one must be finite, got {0}")]
     BiasOne(f64),
     #[error(
@@ -74,6 +76,7 @@ impl ModelError {
                 _ => "model.lrn_params.beta",
             },
             ModelError::WeightStd(_) => "model.weight_std",
+            ModelError::Width(_) => "model.width",
             ModelError::BiasOne(_) => "model.bias_one",
             ModelError::Bf16Unavailable => "model.precision",
         }
@@ -146,6 +149,18 @@ pub enum Activation {
     #[default]
     Relu,
     Tanh,
+}
+
+/// How the weights start (biases follow `bias_one` either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// Section 5: every weight from N(0, `weight_std`^2), whatever the layer's size.
+    #[default]
+    Paper,
+    /// Not in the paper: N(0, 2 / fan-in) (He et al. 2015), which keeps the activations' scale
+    /// from layer to layer under ReLUs, so a small net starts learning at once.
+    Kaiming,
 }
 
 /// Max-pooling geometry (Section 3.4).
@@ -227,6 +242,11 @@ pub struct ModelConfig {
     pub towers: Option<usize>,
     /// Section 5: every weight is drawn from N(0, weight_std^2); the paper's 0.01.
     pub weight_std: f64,
+    /// `paper` (N(0, weight_std^2)) or `kaiming`.
+    pub init: Init,
+    /// Kernels of every convolutional layer but the last, as a share of the variant's (Section
+    /// 3.2's one-tower comparison net has half: `width = 0.5`). 1 is the variant itself.
+    pub width: f64,
     /// Section 5: the bias of conv2, conv4, conv5, fc6 and fc7 ("1", to give ReLUs positive inputs;
     /// Caffe uses 0.1). Every other bias starts at 0.
     pub bias_one: f64,
@@ -247,6 +267,8 @@ impl Default for ModelConfig {
             dropout: 0.5,
             towers: None,
             weight_std: 0.01,
+            init: Init::Paper,
+            width: 1.0,
             bias_one: 1.0,
             precision: Precision::F32,
         }
@@ -310,6 +332,9 @@ impl ModelConfig {
         }
         if !(self.weight_std > 0.0 && self.weight_std.is_finite()) {
             return Err(ModelError::WeightStd(self.weight_std));
+        }
+        if !(self.width > 0.0 && self.width <= 4.0) {
+            return Err(ModelError::Width(self.width));
         }
         if !self.bias_one.is_finite() {
             return Err(ModelError::BiasOne(self.bias_one));

@@ -27,6 +27,6 @@ pub mod pool_op;
 pub mod summary;
 
 pub use alexnet::AlexNet;
-pub use config::{Activation, Arch, ModelConfig, ModelError, Pooling, Precision};
+pub use config::{Activation, Arch, Init, ModelConfig, ModelError, Pooling, Precision};
 pub use layers::{Activations, Layer, NamedLayer};
 pub use lrn::LocalResponseNorm;

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use alexnet_data::{BadInputPolicy, BatchLoader, ViewPlan, progress_bar, with_classes_of};
 use alexnet_eval::{EvalReport, checkpoint_split, evaluate};
-use alexnet_run::recipe::LrPolicy;
+use alexnet_run::schedule::sets_rate_every_step;
 use burn::module::Module;
 
 use crate::canvas::save_picture;
@@ -128,8 +128,8 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportSummary, ReportErro
     let dir = staging.dir.clone();
 
     let mut curves = Curves::from_metrics(&metrics);
-    if recipe.schedule.policy == LrPolicy::Cosine {
-        // Its rate falls a little every step: there are no drops to mark.
+    if sets_rate_every_step(recipe.schedule.policy) {
+        // Its rate changes a little every step: there are no drops to mark.
         curves.lr_drops.clear();
     }
     let curves = curves.draw(&dir, "curves.png", 1100, 400)?;

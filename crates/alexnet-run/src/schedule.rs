@@ -41,7 +41,7 @@ impl LrSchedule {
         }
         let drop = match recipe.policy {
             // Set at every step instead (`step_lr`).
-            LrPolicy::Fixed | LrPolicy::Cosine => false,
+            LrPolicy::Fixed | LrPolicy::Cosine | LrPolicy::OneCycle => false,
             LrPolicy::Step => {
                 recipe.step_epochs > 0 && epochs_done.is_multiple_of(recipe.step_epochs)
             }
@@ -85,8 +85,29 @@ pub fn step_lr(
                 base_lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
             })
         }
+        LrPolicy::OneCycle => {
+            let last = (steps_per_epoch * epochs).max(2) as f64 - 1.0;
+            let peak = (recipe.warmup_epochs * steps_per_epoch as f64 - 1.0).clamp(0.0, last);
+            let start = base_lr / recipe.div_factor;
+            let end = start / recipe.final_div_factor;
+            let step = (step as f64).min(last);
+            // From `from` at progress 0 to `to` at progress 1 along half a cosine.
+            let anneal = |from: f64, to: f64, progress: f64| {
+                to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            };
+            Some(if step <= peak && peak > 0.0 {
+                anneal(start, base_lr, step / peak)
+            } else {
+                anneal(base_lr, end, (step - peak) / (last - peak).max(1.0))
+            })
+        }
         LrPolicy::Plateau | LrPolicy::Step | LrPolicy::Fixed => None,
     }
+}
+
+/// Whether `policy` sets the rate at every step ([`step_lr`]) rather than between epochs.
+pub fn sets_rate_every_step(policy: LrPolicy) -> bool {
+    matches!(policy, LrPolicy::Cosine | LrPolicy::OneCycle)
 }
 
 #[cfg(test)]
@@ -145,6 +166,8 @@ mod tests {
             "the paper's plateau rule changes the rate between epochs"
         );
         // The cosine never drops the rate at an epoch's end.
+        assert!(sets_rate_every_step(LrPolicy::Cosine));
+        assert!(!sets_rate_every_step(LrPolicy::Plateau));
         let mut s = LrSchedule::new(0.2);
         assert!(!s.end_of_epoch(&recipe, 1, 0.9));
     }
@@ -162,5 +185,40 @@ mod tests {
             .collect();
         assert_eq!(drops, vec![3, 6]);
         assert!((s.lr - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_cycle_rises_and_falls_along_half_cosines_as_pytorch_does() {
+        let recipe = ScheduleRecipe {
+            policy: LrPolicy::OneCycle,
+            warmup_epochs: 1.0,
+            ..ScheduleRecipe::default()
+        };
+        // 10 steps an epoch, 4 epochs: steps 0..=39, the peak at step 9 (PyTorch's
+        // `pct_start * total - 1` with pct_start 0.25).
+        let lr = |step| step_lr(&recipe, 0.1, step, 10, 4).unwrap();
+        let start = 0.1 / 25.0;
+        let end = start / 1e4;
+        assert!((lr(0) - start).abs() < 1e-15, "starts at lr / div_factor");
+        assert!((lr(9) - 0.1).abs() < 1e-15, "peaks at the end of the rise");
+        assert!(
+            (lr(39) - end).abs() < 1e-15,
+            "ends at start / final_div_factor"
+        );
+        // Half way up: the mean of start and peak; a third of the way: the cosine's value.
+        let up = |p: f64| 0.1 + (start - 0.1) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos());
+        assert!((lr(3) - up(3.0 / 9.0)).abs() < 1e-15);
+        // Step 24 of the fall (15 of 30 after the peak): half way down.
+        assert!((lr(24) - (0.1 + end) / 2.0).abs() < 1e-15);
+        // A step past the end (a resumed run with more epochs) stays at the end.
+        assert!((lr(45) - end).abs() < 1e-15);
+        let rises: Vec<bool> = (0..39).map(|s| lr(s + 1) > lr(s)).collect();
+        assert_eq!(rises, (0..39).map(|s| s < 9).collect::<Vec<_>>());
+        // No rise at all: from the peak straight down.
+        let flat = ScheduleRecipe {
+            warmup_epochs: 0.0,
+            ..recipe
+        };
+        assert!((step_lr(&flat, 0.1, 0, 10, 4).unwrap() - 0.1).abs() < 1e-15);
     }
 }

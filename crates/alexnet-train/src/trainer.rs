@@ -16,7 +16,7 @@ use alexnet_model::AlexNet;
 use alexnet_run::checkpoint::{NamedTensor, named_params, velocities_to_named};
 use alexnet_run::crash_point::crash_point;
 use alexnet_run::metrics::append;
-use alexnet_run::recipe::LrPolicy;
+use alexnet_run::schedule::sets_rate_every_step;
 use alexnet_run::{Checkpoint, EpochMetrics, Recipe};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -120,9 +120,10 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
         )?;
 
         // A rate set at every step is reported as its last step's.
-        let lr = match recipe.schedule.policy {
-            LrPolicy::Cosine => learner.progress.schedule.lr,
-            LrPolicy::Plateau | LrPolicy::Step | LrPolicy::Fixed => lr_before,
+        let lr = if sets_rate_every_step(recipe.schedule.policy) {
+            learner.progress.schedule.lr
+        } else {
+            lr_before
         };
 
         // Rank 0 validates; every rank's schedule follows its errors.

@@ -1,0 +1,96 @@
+//! `alexnet baseline`: the classical methods of the paper's Table 1 on a recipe's own splits.
+
+use std::path::PathBuf;
+
+use alexnet_baselines::{BaselineOptions, Method, run as run_baseline};
+use alexnet_data::{load_split, progress_bar, with_classes_of};
+use alexnet_run::Recipe;
+use anyhow::{Context, Result};
+use clap::Args;
+
+#[derive(Args)]
+pub struct BaselineArgs {
+    /// The recipe whose data section names the splits (the CNN's, so the errors compare).
+    #[arg(long)]
+    recipe: PathBuf,
+    /// knn-pixels, softmax-pixels, hog-colour, or all (repeatable).
+    #[arg(long, default_value = "all")]
+    method: Vec<String>,
+    /// Side the images are resized to before their features are taken (a multiple of 8).
+    #[arg(long, default_value_t = 32)]
+    side: usize,
+    /// Neighbours that vote (k-NN).
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// L2 penalty of the softmax regression.
+    #[arg(long, default_value_t = 1.0)]
+    alpha: f32,
+    /// L-BFGS iterations of the softmax regression.
+    #[arg(long, default_value_t = 200)]
+    iterations: u64,
+    /// Writes the results here as JSON (one object a method).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: BaselineArgs) -> Result<()> {
+    let methods: Vec<Method> = if args.method.iter().any(|m| m == "all") {
+        Method::ALL.to_vec()
+    } else {
+        args.method
+            .iter()
+            .map(|m| {
+                m.parse()
+                    .map_err(|e: String| anyhow::anyhow!("--method {m}: {e}"))
+            })
+            .collect::<Result<_>>()?
+    };
+    let recipe = Recipe::load(Some(&args.recipe), &[])?;
+    let data = &recipe.data;
+    let open = |split: &str| {
+        load_split(
+            data.format,
+            &data.dir,
+            split,
+            data.resize,
+            &progress_bar(0, args.quiet, "decode"),
+            data.bad_input_policy(),
+        )
+    };
+    let train = open(&data.train_split)?;
+    let test = with_classes_of(
+        open(&data.val_split)?,
+        train.class_names(),
+        &data.dir.join(&data.val_split),
+    )?;
+    let options = BaselineOptions {
+        side: args.side,
+        k: args.k,
+        alpha: args.alpha,
+        max_iterations: args.iterations,
+    };
+    let mut results = Vec::new();
+    for method in methods {
+        let bar = progress_bar(0, args.quiet, method.name());
+        let result = run_baseline(method, &options, train.as_ref(), test.as_ref(), &bar)?;
+        bar.finish_and_clear();
+        println!(
+            "{:<15} top-1 error {:.4}  top-5 error {:.4}  ({} features, {:.0} s): {}",
+            method.name(),
+            result.top1_error,
+            result.top5_error,
+            result.features,
+            result.seconds,
+            result.description
+        );
+        results.push(result);
+    }
+    if let Some(out) = &args.out {
+        let text = serde_json::to_string_pretty(&results)?;
+        alexnet_data::write_atomic(out, text.as_bytes())
+            .with_context(|| format!("{}: cannot write", out.display()))?;
+    }
+    Ok(())
+}
