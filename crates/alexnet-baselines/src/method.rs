@@ -124,7 +124,7 @@ pub fn run(
     test: &dyn PatchSource,
     progress: &ProgressBar,
 ) -> Result<BaselineResult, BaselineError> {
-    if options.side < 8 || options.side % 8 != 0 || options.side > 512 {
+    if options.side < 8 || !options.side.is_multiple_of(8) || options.side > 512 {
         return Err(BaselineError::Options(format!(
             "--side must be a multiple of 8 in 8..=512 (HOG's 8 cells across), got {}",
             options.side

@@ -599,7 +599,7 @@ mod tests {
                 .weight
                 .val()
                 .into_data()
-                .to_vec()
+                .try_to_vec::<f32>()
                 .unwrap(),
         );
         let fc6 = std_of(
@@ -608,7 +608,7 @@ mod tests {
                 .weight
                 .val()
                 .into_data()
-                .to_vec()
+                .try_to_vec::<f32>()
                 .unwrap(),
         );
         for (got, fan_in) in [(conv2, 800.0), (fc6, 576.0)] {
