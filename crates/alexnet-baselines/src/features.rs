@@ -28,28 +28,29 @@ fn image_at(source: &dyn PatchSource, index: usize, side: usize) -> Result<RgbIm
     })
 }
 
-/// One row a image, computed in parallel; `width` is the length of each row.
+/// One row an image, each written in place by `row` (in parallel); `width` values a row.
 fn rows(
     source: &dyn PatchSource,
     width: usize,
-    row: impl Fn(usize) -> Result<Vec<f32>, DataError> + Sync,
+    row: impl Fn(usize, &mut [f32]) -> Result<(), DataError> + Sync,
 ) -> Result<Array2<f32>, DataError> {
-    let rows: Vec<Vec<f32>> = (0..source.len())
-        .into_par_iter()
-        .map(&row)
-        .collect::<Result<_, _>>()?;
-    let flat: Vec<f32> = rows.into_iter().flatten().collect();
-    Ok(Array2::from_shape_vec((source.len(), width), flat).expect("every row has `width` values"))
+    let mut rows = Array2::zeros((source.len(), width));
+    rows.as_slice_mut()
+        .expect("a fresh array is contiguous")
+        .par_chunks_mut(width)
+        .enumerate()
+        .try_for_each(|(i, out)| row(i, out))?;
+    Ok(rows)
 }
 
 /// RGB values in 0..1 of every image at `side` x `side`, row-major, channels interleaved.
 pub fn pixels(source: &dyn PatchSource, side: usize) -> Result<Array2<f32>, DataError> {
-    rows(source, side * side * 3, |i| {
-        Ok(image_at(source, i, side)?
-            .into_raw()
-            .into_iter()
-            .map(|v| v as f32 / 255.0)
-            .collect())
+    rows(source, side * side * 3, |i, out| {
+        let image = image_at(source, i, side)?;
+        for (o, &v) in out.iter_mut().zip(image.as_raw()) {
+            *o = v as f32 / 255.0;
+        }
+        Ok(())
     })
 }
 
@@ -67,19 +68,18 @@ pub fn hog_colour_width() -> usize {
 /// of the image's pixels in each of 64 colour bins.
 pub fn hog_colour(source: &dyn PatchSource, side: usize) -> Result<Array2<f32>, DataError> {
     let width = hog_colour_width();
-    rows(source, width, |i| {
+    rows(source, width, |i, out| {
         let image = image_at(source, i, side)?;
-        let mut row = hog(&grayscale(&image), hog_options(side))
+        let gradients = hog(&grayscale(&image), hog_options(side))
             .expect("side is a multiple of the cells across, checked by the caller");
-        let mut colours = [0.0f32; COLOUR_BINS * COLOUR_BINS * COLOUR_BINS];
+        let (hog_part, colours) = out.split_at_mut(gradients.len());
+        hog_part.copy_from_slice(&gradients);
         let share = 1.0 / (side * side) as f32;
         for p in image.pixels() {
             let bin = |v: u8| v as usize * COLOUR_BINS / 256;
             colours[(bin(p[0]) * COLOUR_BINS + bin(p[1])) * COLOUR_BINS + bin(p[2])] += share;
         }
-        row.extend_from_slice(&colours);
-        debug_assert_eq!(row.len(), width);
-        Ok(row)
+        Ok(())
     })
 }
 

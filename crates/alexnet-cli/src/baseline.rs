@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use alexnet_baselines::{BaselineOptions, Method, run as run_baseline};
-use alexnet_data::{load_split, progress_bar, with_classes_of};
+use alexnet_data::progress_bar;
 use alexnet_run::Recipe;
+use alexnet_train::run_data::train_and_val_splits;
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -48,23 +49,8 @@ pub fn run(args: BaselineArgs) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let recipe = Recipe::load(Some(&args.recipe), &[])?;
-    let data = &recipe.data;
-    let open = |split: &str| {
-        load_split(
-            data.format,
-            &data.dir,
-            split,
-            data.resize,
-            &progress_bar(0, args.quiet, "decode"),
-            data.bad_input_policy(),
-        )
-    };
-    let train = open(&data.train_split)?;
-    let test = with_classes_of(
-        open(&data.val_split)?,
-        train.class_names(),
-        &data.dir.join(&data.val_split),
-    )?;
+    // The CNN's own splits, read the way training reads them.
+    let [train, test] = train_and_val_splits(&recipe, args.quiet)?;
     let options = BaselineOptions {
         side: args.side,
         k: args.k,

@@ -31,9 +31,7 @@ pub fn load_data(
     quiet: bool,
 ) -> Result<RunData, TrainError> {
     let data = &recipe.data;
-    let train = load_recipe_split(recipe, &data.train_split, quiet)?;
-    let val = load_recipe_split(recipe, &data.val_split, quiet)?;
-    let val = with_classes_of(val, train.class_names(), &data.dir.join(&data.val_split))?;
+    let [train, val] = train_and_val_splits(recipe, quiet)?;
     report_skipped(
         &[(&data.train_split, &train), (&data.val_split, &val)],
         Some(run_dir),
@@ -54,6 +52,19 @@ pub fn load_data(
         val: Some(val),
         stats: Arc::new(stats),
     })
+}
+
+/// The recipe's training and validation splits, the validation labels numbered by the training
+/// split's class list.
+pub fn train_and_val_splits(
+    recipe: &Recipe,
+    quiet: bool,
+) -> Result<[Arc<dyn PatchSource>; 2], DataError> {
+    let data = &recipe.data;
+    let train = load_recipe_split(recipe, &data.train_split, quiet)?;
+    let val = load_recipe_split(recipe, &data.val_split, quiet)?;
+    let val = with_classes_of(val, train.class_names(), &data.dir.join(&data.val_split))?;
+    Ok([train, val])
 }
 
 /// One split of the recipe's data set, decoded (or its shards opened), with a progress bar.
