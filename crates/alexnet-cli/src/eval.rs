@@ -2,16 +2,13 @@
 //! whose softmax outputs are averaged (Section 6, "averaging the predictions of five similar CNNs").
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use alexnet_data::progress_bar;
-use alexnet_data::{
-    BadInputPolicy, BatchLoader, PatchSource, ViewPlan, skipped_lines, with_classes_of,
-};
-use alexnet_eval::{checkpoint_split, evaluate};
+use alexnet_data::{BadInputPolicy, PatchSource, ViewPlan, skipped_lines, with_classes_of};
+use alexnet_eval::{checkpoint_split, ensemble_members, evaluate};
 use alexnet_run::Checkpoint;
 use alexnet_run::device;
-use alexnet_run::{model_from_checkpoint, resolve_checkpoint};
+use alexnet_run::resolve_checkpoint;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
@@ -70,7 +67,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
     }
     let policy = BadInputPolicy::strict_if(args.strict);
-    let load_set = |side: usize| -> Result<(PathBuf, Arc<dyn PatchSource>)> {
+    let load_set = |side: usize| {
         let (origin, set) = checkpoint_split(
             &first.recipe.data,
             args.data.as_deref(),
@@ -88,35 +85,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
     } else {
         ViewPlan::Centre
     };
-
-    let mut members = Vec::new();
-    // Each patch side the members need, decoded once: (side, where it was read from, the set).
-    let mut decoded: Vec<(usize, PathBuf, Arc<dyn PatchSource>)> = Vec::new();
-    for (path, checkpoint) in &checkpoints {
-        let model = model_from_checkpoint(checkpoint, &device)
-            .with_context(|| path.display().to_string())?;
-        let side = checkpoint.recipe.data.resize;
-        let set = match decoded.iter().find(|(s, _, _)| *s == side) {
-            Some((_, _, set)) => set.clone(),
-            None => {
-                let (origin, set) = load_set(side)?;
-                decoded.push((side, origin, set.clone()));
-                set
-            }
-        };
-        let crop = checkpoint.recipe.model.input_size();
-        let loader = BatchLoader::new(
-            set,
-            Arc::new(checkpoint.stats.clone()),
-            crop,
-            args.batch_size,
-            plan,
-            0,
-        )?;
-        members.push((model, loader));
-    }
+    let (members, split) =
+        ensemble_members(&checkpoints, &device, plan, args.batch_size, load_set)?;
     let report = evaluate(&members, &device, &progress_bar(0, args.quiet, "eval"))?;
-    let split = &decoded[0].1;
 
     let views = if args.ten_crop {
         "10-crop"

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use alexnet_experiment::plot::draw_errors;
-use alexnet_experiment::{Experiment, RunStatus, collect, execute, list, plan};
+use alexnet_experiment::{
+    Experiment, RunStatus, collect, evaluate_arm, execute, list, plan, read_evaluations,
+};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
@@ -90,11 +92,12 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     if !args.report_only {
         for (i, run) in runs.iter().enumerate() {
             let started = Instant::now();
-            let status = execute(run, &experiment.base, args.quiet)?;
+            let status = execute(run, &experiment.base, &args.out, args.quiet)?;
             let what = match status {
                 RunStatus::Skipped => "skipped: finished".to_string(),
                 RunStatus::Resumed(done) => format!("resumed after epoch {done}"),
                 RunStatus::Started => "started".to_string(),
+                RunStatus::Shared(twin) => format!("the same run as {}", twin.display()),
             };
             println!(
                 "[{}/{}] {} seed {}: {what} ({:.0} s) -> {}",
@@ -107,7 +110,16 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
             );
         }
     }
-    let results = collect(&experiment, &runs);
+    let mut evaluations = Vec::new();
+    for arm in experiment.arms.iter().filter(|a| a.evaluated()) {
+        let found = if args.report_only {
+            read_evaluations(&results_dir, arm)
+        } else {
+            evaluate_arm(arm, &runs, &results_dir, args.quiet)?
+        };
+        evaluations.push((arm.name.clone(), found));
+    }
+    let results = collect(&experiment, &runs, &evaluations);
     std::fs::create_dir_all(&results_dir)
         .with_context(|| format!("creating {}", results_dir.display()))?;
     let plots = vec![draw_errors(&results, &results_dir)?];

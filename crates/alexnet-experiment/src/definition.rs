@@ -20,7 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DefinitionError {
@@ -48,8 +48,18 @@ pub struct Scales {
     pub full: Scale,
 }
 
+/// Which views of each test image a network sees (Section 4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Views {
+    /// The centre crop only.
+    Centre,
+    /// The four corner crops, the centre and their reflections, the softmax averaged.
+    TenCrop,
+}
+
 /// One arm: the runs that share these overrides.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Arm {
     /// Names the arm's run directories (`<arm>-seed<k>`): letters, digits, `-`, `_`, `.`.
@@ -59,6 +69,34 @@ pub struct Arm {
     /// The paper's figure for this arm, as the paper gives it.
     #[serde(default)]
     pub paper: Option<String>,
+    /// Test time: with `views`, `ensemble` or `runs_of` the arm's figures come from evaluating its
+    /// networks' last checkpoints after training, not from the training log.
+    #[serde(default)]
+    pub views: Option<Views>,
+    /// Networks whose softmax outputs are averaged for one figure (Section 6's five): seeds
+    /// 0..k-1 are the first ensemble, k..2k-1 the next.
+    #[serde(default)]
+    pub ensemble: Option<usize>,
+    /// Train nothing: evaluate the networks of this other arm (centre against 10-crop on the same
+    /// checkpoints).
+    #[serde(default)]
+    pub runs_of: Option<String>,
+}
+
+impl Arm {
+    /// Whether the arm's figures come from evaluating checkpoints after training.
+    pub fn evaluated(&self) -> bool {
+        self.views.is_some() || self.ensemble.is_some() || self.runs_of.is_some()
+    }
+
+    /// The arm whose runs hold this arm's networks.
+    pub fn trained_arm(&self) -> &str {
+        self.runs_of.as_deref().unwrap_or(&self.name)
+    }
+
+    pub fn ensemble_size(&self) -> usize {
+        self.ensemble.unwrap_or(1)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -134,9 +172,33 @@ impl Experiment {
                 return Err(format!("arm[{i}].name {:?} is used twice", arm.name));
             }
         }
+        for (i, arm) in self.arms.iter().enumerate() {
+            if let Some(other) = &arm.runs_of {
+                let trains = self
+                    .arms
+                    .iter()
+                    .any(|a| &a.name == other && a.name != arm.name && a.runs_of.is_none());
+                if !trains {
+                    return Err(format!(
+                        "arm[{i}].runs_of {other:?}: not the name of another arm that trains"
+                    ));
+                }
+            }
+            if arm.ensemble == Some(0) {
+                return Err(format!("arm[{i}].ensemble: at least 1 network"));
+            }
+        }
         for (name, scale) in [("small", &self.scale.small), ("full", &self.scale.full)] {
             if scale.epochs == 0 || scale.seeds == 0 {
                 return Err(format!("scale.{name}: epochs and seeds must be at least 1"));
+            }
+            if let Some(arm) = self.arms.iter().find(|a| a.ensemble_size() > scale.seeds) {
+                return Err(format!(
+                    "arm {:?}: an ensemble of {} needs at least as many seeds, scale.{name} has {}",
+                    arm.name,
+                    arm.ensemble_size(),
+                    scale.seeds
+                ));
             }
         }
         Ok(())
@@ -227,5 +289,39 @@ set = ["model.lrn=false"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("used twice"), "{err}");
+    }
+
+    #[test]
+    fn test_time_arms_name_a_training_arm_and_fit_their_ensembles_in_the_seeds() {
+        let with = |extra: &str| format!("{GOOD}\n[[arm]]\nname = \"on-10\"\n{extra}\n");
+        let ten = Experiment::load(&write(
+            "ten",
+            &with("runs_of = \"on\"\nviews = \"ten-crop\""),
+        ))
+        .unwrap();
+        let arm = &ten.arms[2];
+        assert_eq!(arm.views, Some(Views::TenCrop));
+        assert!(arm.evaluated() && !ten.arms[0].evaluated());
+        assert_eq!(arm.trained_arm(), "on");
+
+        let err = Experiment::load(&write("nowhere", &with("runs_of = \"of\"")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("arm[2].runs_of") && err.contains("\"of\""),
+            "{err}"
+        );
+        // GOOD's small scale has 1 seed: an ensemble of 2 cannot be made from it.
+        let err = Experiment::load(&write("big", &with("ensemble = 2")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ensemble of 2") && err.contains("scale.small"),
+            "{err}"
+        );
+        let err = Experiment::load(&write("views", &with("views = \"nine-crop\"")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("arm[2].views"), "{err}");
     }
 }

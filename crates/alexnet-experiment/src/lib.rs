@@ -5,14 +5,17 @@
 //!
 //! - [`definition`]: the experiment file and its checks;
 //! - [`runner`]: the runs it asks for, each skipped, resumed or started;
+//! - [`evaluation`]: test-time arms (10-crop, ensembles) on the finished runs' checkpoints;
 //! - [`summary`]: `results.json` and `results.md`;
 //! - [`plot`]: the error curves of every arm in one picture.
 
 pub mod definition;
+pub mod evaluation;
 pub mod plot;
 pub mod runner;
 pub mod summary;
 
-pub use definition::{Experiment, list};
+pub use definition::{Experiment, Views, list};
+pub use evaluation::{Evaluation, evaluate_arm, read_evaluations};
 pub use runner::{PlannedRun, RunStatus, execute, plan};
 pub use summary::{Results, collect};

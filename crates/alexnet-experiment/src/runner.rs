@@ -2,6 +2,11 @@
 //! (`OUT/NAME/<arm>-seed<k>`) trained by the same trainer as `alexnet train`. A finished run is
 //! skipped and an unfinished one resumed, so an experiment interrupted anywhere goes on where it
 //! stopped when the command is given again.
+//!
+//! Many arms are the base recipe itself (the `lrn` arm of `lrn`, the `overlapping` arm of
+//! `pooling`, ...): a run whose recipe and seed equal those of a finished run of another
+//! experiment under the same output folder is not trained again; its directory becomes a link to
+//! that run (`RunStatus::Shared`).
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +33,14 @@ pub enum RunError {
     },
     #[error("{0}")]
     Checkpoint(#[from] alexnet_run::CheckpointError),
+    #[error("{arm} (seeds {seeds:?}): evaluation: {reason}")]
+    Evaluation {
+        arm: String,
+        seeds: Vec<u64>,
+        reason: String,
+    },
+    #[error("{dir}: cannot link it to its finished twin: {reason}")]
+    Link { dir: PathBuf, reason: String },
 }
 
 /// One run of the experiment.
@@ -58,13 +71,53 @@ impl PlannedRun {
 }
 
 /// What happened to a run in this call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunStatus {
     /// It had all its epochs already.
     Skipped,
     /// It went on from this many epochs.
     Resumed(usize),
     Started,
+    /// A finished run of the same recipe and seed was found here, and linked to.
+    Shared(PathBuf),
+}
+
+/// Two recipes that make the same run: equal once the model's defaults are written out (the
+/// classes are the data set's, set when training starts).
+fn same_run(a: &Recipe, b: &Recipe) -> bool {
+    let resolved = |r: &Recipe| {
+        let mut model = r.model.resolved();
+        model.num_classes = 0;
+        Recipe { model, ..r.clone() }
+    };
+    resolved(a) == resolved(b)
+}
+
+/// A finished run under `out/<experiment>/<run>` (links excluded) whose saved recipe makes the same
+/// run as `recipe`, as a path relative to `dir`'s parent (`../<experiment>/<run>`).
+pub fn find_twin(out: &Path, dir: &Path, recipe: &Recipe) -> Option<PathBuf> {
+    let experiments = std::fs::read_dir(out).ok()?;
+    let mut candidates: Vec<PathBuf> = experiments
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_dir(e.path()).ok())
+        .flat_map(|runs| runs.filter_map(|r| r.ok().map(|r| r.path())))
+        .filter(|p| p != dir && !p.is_symlink() && p.join("recipe.toml").is_file())
+        .collect();
+    // The same twin on every machine: the first by name.
+    candidates.sort();
+    candidates.into_iter().find_map(|candidate| {
+        let saved = Recipe::load(Some(&candidate.join("recipe.toml")), &[]).ok()?;
+        let last = candidate.join("last.safetensors");
+        let done = Checkpoint::read_progress(&last).ok()?.epochs_done;
+        (same_run(&saved, recipe) && done >= recipe.run.epochs).then(|| {
+            let experiment = candidate.parent()?.file_name()?;
+            Some(
+                Path::new("..")
+                    .join(experiment)
+                    .join(candidate.file_name()?),
+            )
+        })?
+    })
 }
 
 /// Every run: seeds `0..seeds`, each with every arm. `data` replaces the recipe's data set (a prepared
@@ -90,7 +143,8 @@ pub fn plan(
     // Seed by seed, every arm in each: an experiment stopped part way has compared its arms
     // on the seeds it did.
     for seed in 0..seeds as u64 {
-        for arm in &experiment.arms {
+        // An arm that evaluates another's networks trains nothing of its own.
+        for arm in experiment.arms.iter().filter(|a| a.runs_of.is_none()) {
             let mut overrides: Vec<String> = experiment.set.clone();
             overrides.extend(scale.set.iter().cloned());
             overrides.extend(arm.set.iter().cloned());
@@ -121,8 +175,14 @@ pub fn epochs_done(run: &PlannedRun) -> Result<Option<usize>, RunError> {
     Ok(Some(Checkpoint::read_progress(&last)?.epochs_done))
 }
 
-/// Trains `run` to its epochs: skipped when done, resumed when begun, started otherwise.
-pub fn execute(run: &PlannedRun, base: &Path, quiet: bool) -> Result<RunStatus, RunError> {
+/// Trains `run` to its epochs: skipped when done, resumed when begun, linked to a finished twin
+/// under `out` when there is one, started otherwise.
+pub fn execute(
+    run: &PlannedRun,
+    base: &Path,
+    out: &Path,
+    quiet: bool,
+) -> Result<RunStatus, RunError> {
     let done = epochs_done(run)?;
     let status = match done {
         Some(done) if done >= run.epochs => return Ok(RunStatus::Skipped),
@@ -141,6 +201,12 @@ pub fn execute(run: &PlannedRun, base: &Path, quiet: bool) -> Result<RunStatus, 
         // A resumed run keeps the recipe saved in its checkpoint.
         _ => Recipe::default(),
     };
+    if status == RunStatus::Started
+        && let Some(twin) = find_twin(out, &run.dir, &recipe)
+    {
+        link(&twin, &run.dir)?;
+        return Ok(RunStatus::Shared(twin));
+    }
     let options = TrainOptions {
         run_dir: run.dir.clone(),
         resume: status != RunStatus::Started,
@@ -160,6 +226,26 @@ pub fn execute(run: &PlannedRun, base: &Path, quiet: bool) -> Result<RunStatus, 
     Ok(status)
 }
 
+fn link(target: &Path, dir: &Path) -> Result<(), RunError> {
+    let failed = |e: std::io::Error| RunError::Link {
+        dir: dir.to_path_buf(),
+        reason: e.to_string(),
+    };
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    // An empty directory left by a run that never wrote a checkpoint gives way to the link.
+    if dir.is_dir() {
+        std::fs::remove_dir(dir).map_err(failed)?;
+    }
+    #[cfg(unix)]
+    return std::os::unix::fs::symlink(target, dir).map_err(failed);
+    #[cfg(not(unix))]
+    return Err(failed(std::io::Error::other(
+        "links need a Unix file system",
+    )));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +256,7 @@ mod tests {
         let arm = |name: &str, set: &str| Arm {
             name: name.into(),
             set: vec![set.into()],
-            paper: None,
+            ..Arm::default()
         };
         let experiment = Experiment {
             claim: "c".into(),
@@ -190,7 +276,15 @@ mod tests {
                     set: Vec::new(),
                 },
             },
-            arms: vec![arm("a", "model.lrn=true"), arm("b", "model.lrn=false")],
+            arms: vec![
+                arm("a", "model.lrn=true"),
+                arm("b", "model.lrn=false"),
+                Arm {
+                    name: "a-ten-crop".into(),
+                    runs_of: Some("a".into()),
+                    ..Arm::default()
+                },
+            ],
             name: "x".into(),
         };
         let runs = plan(&experiment, false, None, Path::new("out"), None);

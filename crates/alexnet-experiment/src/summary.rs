@@ -8,6 +8,7 @@ use alexnet_run::{EpochMetrics, read_metrics};
 use serde::Serialize;
 
 use crate::definition::Experiment;
+use crate::evaluation::Evaluation;
 use crate::runner::PlannedRun;
 
 /// Mean, sample standard deviation, least and most of a set of numbers.
@@ -88,10 +89,17 @@ pub struct Results {
     pub train_error_target: Option<f64>,
     pub arms: Vec<ArmResult>,
     pub runs: Vec<RunResult>,
+    /// Test-time arms' figures, by arm.
+    pub evaluations: Vec<(String, Vec<Evaluation>)>,
 }
 
-/// Reads what each planned run has recorded so far (a run not started has nothing).
-pub fn collect(experiment: &Experiment, runs: &[PlannedRun]) -> Results {
+/// Reads what each planned run has recorded so far (a run not started has nothing); the
+/// test-time arms' figures are `evaluations` (by arm name).
+pub fn collect(
+    experiment: &Experiment,
+    runs: &[PlannedRun],
+    evaluations: &[(String, Vec<Evaluation>)],
+) -> Results {
     let results: Vec<RunResult> = runs
         .iter()
         .filter_map(|run| {
@@ -120,6 +128,29 @@ pub fn collect(experiment: &Experiment, runs: &[PlannedRun]) -> Results {
         .arms
         .iter()
         .map(|arm| {
+            if arm.evaluated() {
+                let found: &[Evaluation] = evaluations
+                    .iter()
+                    .find(|(name, _)| *name == arm.name)
+                    .map_or(&[], |(_, e)| e);
+                let spread = |value: fn(&Evaluation) -> f64| {
+                    Spread::of(&found.iter().map(value).collect::<Vec<_>>())
+                };
+                let trained = runs.iter().filter(|r| r.arm == arm.trained_arm()).count();
+                return ArmResult {
+                    arm: arm.name.clone(),
+                    paper: arm.paper.clone(),
+                    val_top1_error: spread(|e| e.top1_error),
+                    val_top5_error: spread(|e| e.top5_error),
+                    train_top1_error: None,
+                    gap: None,
+                    wall_seconds: None,
+                    target_epoch: None,
+                    target_seconds: None,
+                    finished: found.len(),
+                    planned: trained / arm.ensemble_size(),
+                };
+            }
             let planned: Vec<&PlannedRun> = runs.iter().filter(|r| r.arm == arm.name).collect();
             let done: Vec<&RunResult> = results
                 .iter()
@@ -156,6 +187,7 @@ pub fn collect(experiment: &Experiment, runs: &[PlannedRun]) -> Results {
         train_error_target: experiment.train_error_target,
         arms,
         runs: results,
+        evaluations: evaluations.to_vec(),
     }
 }
 
@@ -179,7 +211,8 @@ impl Results {
         let mut md = format!(
             "# Experiment `{}`\n\nThe paper (Section {}): {}\n\nEvery run starts from `{}`. Each \
              cell is the mean over seeds ± their standard deviation (least..most), at each run's \
-             last epoch.\n\n",
+             last epoch. A test-time arm (10-crop, ensembles) has no training columns: its figures \
+             are its networks' last checkpoints evaluated again, one figure per ensemble.\n\n",
             self.experiment, self.section, self.claim, self.base
         );
         md.push_str("| arm | paper | val top-1 error | val top-5 error | train top-1 error | gap (val - train) | wall s |");
@@ -226,6 +259,25 @@ impl Results {
                 "| {} | {} | {} | {:.4} | {:.0} | `{}` |\n",
                 run.arm, run.seed, run.epochs, run.val_top1_error, run.wall_seconds, run.command
             ));
+        }
+        if self.evaluations.iter().any(|(_, e)| !e.is_empty()) {
+            md.push_str("\n## Test-time evaluations\n\n| arm | seeds averaged | views | images | top-1 error | top-5 error |\n|---|---|---|---|---|---|\n");
+            for (arm, evaluations) in &self.evaluations {
+                for e in evaluations {
+                    let seeds: Vec<String> = e.seeds.iter().map(u64::to_string).collect();
+                    md.push_str(&format!(
+                        "| {arm} | {} | {} | {} | {:.4} | {:.4} |\n",
+                        seeds.join(", "),
+                        match e.views {
+                            crate::definition::Views::Centre => "centre",
+                            crate::definition::Views::TenCrop => "10-crop",
+                        },
+                        e.images,
+                        e.top1_error,
+                        e.top5_error
+                    ));
+                }
+            }
         }
         md
     }

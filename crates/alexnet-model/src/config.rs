@@ -303,6 +303,18 @@ impl ModelConfig {
     }
 
     /// Checks every field; the layer arithmetic is checked when the layer table is built.
+    /// The same network with every "the variant's own" choice written out: two configs that
+    /// build the same network are equal once resolved.
+    pub fn resolved(&self) -> Self {
+        Self {
+            input_size: Some(self.input_size()),
+            lrn: Some(self.uses_lrn()),
+            pooling: Some(self.pooling()),
+            towers: Some(self.towers()),
+            ..self.clone()
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ModelError> {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(ModelError::Dropout(self.dropout));
