@@ -99,6 +99,8 @@ fn a_two_arm_experiment_runs_skips_what_is_done_and_resumes_what_is_not() {
     );
     assert_eq!(metrics(&results.join("lrn-seed0")), before);
 
+    test_time_arms_share_the_finished_runs(&dir, &out);
+
     // Interrupted in the first run's second epoch (after its metrics line, before its
     // checkpoint): the next call resumes it after epoch 1 and starts the second.
     let out = temp_dir("experiment-interrupted");
@@ -121,11 +123,111 @@ fn a_two_arm_experiment_runs_skips_what_is_done_and_resumes_what_is_not() {
     }
 }
 
+/// A second experiment under the same --out: its arm that is `tiny`'s `lrn` arm links to that
+/// run instead of training it; its 10-crop and ensemble arms give the figures `alexnet eval`
+/// gives on the same checkpoints, and a re-run evaluates nothing again.
+fn test_time_arms_share_the_finished_runs(dir: &Path, out: &Path) {
+    let later = TINY
+        .replace("seeds = 1", "seeds = 2")
+        .replace("name = \"lrn\"", "name = \"same\"")
+        .replace(
+            "name = \"no-lrn\"\nset = [\"model.lrn=false\"]",
+            "name = \"same-ten\"\nruns_of = \"same\"\nviews = \"ten-crop\"",
+        )
+        + "[[arm]]\nname = \"pair\"\nruns_of = \"same\"\nensemble = 2\n";
+    std::fs::write(dir.join("later.toml"), later).unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_alexnet"))
+            .args([
+                "experiment",
+                "later",
+                "--quiet",
+                "--dir",
+                dir.to_str().unwrap(),
+            ])
+            .args(["--out", out.to_str().unwrap()])
+            .current_dir(repo_root())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let text = stdout(&first);
+    assert!(
+        text.contains("same seed 0: the same run as ../tiny/lrn-seed0"),
+        "{text}"
+    );
+    assert!(text.contains("same seed 1: started"), "{text}");
+    let results = out.join("later");
+    assert!(results.join("same-seed0").is_symlink());
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap())
+            .unwrap();
+    let arm = |name: &str| {
+        json["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["arm"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(arm("same-ten")["finished"], 2);
+    assert_eq!(arm("pair")["finished"], 1);
+    assert!(arm("pair")["train_top1_error"].is_null());
+    let top1 = |args: &[&str]| {
+        let out = alexnet(&[&["eval", "--quiet"], args].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let at = text.find("top-1 error ").unwrap() + "top-1 error ".len();
+        text[at..at + 6].parse::<f64>().unwrap()
+    };
+    let last = |run: &str| {
+        results
+            .join(run)
+            .join("last.safetensors")
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let pair = arm("pair")["val_top1_error"]["mean"].as_f64().unwrap();
+    assert!(
+        (pair - top1(&[&last("same-seed0"), &last("same-seed1")])).abs() < 1e-4,
+        "ensemble of 2: {pair}"
+    );
+    let ten = &json["evaluations"][0][1][0];
+    assert_eq!(ten["seeds"], serde_json::json!([0]));
+    let ten = ten["top1_error"].as_f64().unwrap();
+    assert!(
+        (ten - top1(&["--ten-crop", &last("same-seed0")])).abs() < 1e-4,
+        "10-crop: {ten}"
+    );
+
+    let cache = std::fs::read(results.join("same-ten-eval.json")).unwrap();
+    let again = run();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(stdout(&again).matches("skipped: finished").count(), 2);
+    assert_eq!(
+        std::fs::read(results.join("same-ten-eval.json")).unwrap(),
+        cache
+    );
+}
+
 #[test]
 fn the_shipped_experiments_read() {
     let out = alexnet(&["experiment", "--list"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for name in ["lrn", "pooling", "dropout", "augmentation", "relu-vs-tanh"] {
+    for name in [
+        "lrn",
+        "pooling",
+        "dropout",
+        "augmentation",
+        "relu-vs-tanh",
+        "ten-crop",
+        "ensemble",
+        "towers",
+    ] {
         assert!(stdout(&out).contains(name), "{name}: {}", stdout(&out));
     }
     let out = alexnet(&["experiment", "no-such"]);
