@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use alexnet_experiment::plot::draw_errors;
 use alexnet_experiment::{
-    Experiment, RunStatus, collect, evaluate_arm, execute, list, plan, read_evaluations,
+    Experiment, RunStatus, collect, evaluate_arm, evaluate_baselines, execute, list, plan,
+    read_baselines, read_evaluations,
 };
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -119,7 +120,12 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         };
         evaluations.push((arm.name.clone(), found));
     }
-    let results = collect(&experiment, &runs, &evaluations);
+    let baselines = if args.report_only {
+        read_baselines(&experiment, &results_dir)
+    } else {
+        evaluate_baselines(&experiment, args.data.as_deref(), &results_dir, args.quiet)?
+    };
+    let results = collect(&experiment, &runs, &evaluations, &baselines);
     std::fs::create_dir_all(&results_dir)
         .with_context(|| format!("creating {}", results_dir.display()))?;
     let plots = vec![draw_errors(&results, &results_dir)?];

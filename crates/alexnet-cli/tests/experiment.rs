@@ -134,7 +134,8 @@ fn test_time_arms_share_the_finished_runs(dir: &Path, out: &Path) {
             "name = \"no-lrn\"\nset = [\"model.lrn=false\"]",
             "name = \"same-ten\"\nruns_of = \"same\"\nviews = \"ten-crop\"",
         )
-        + "[[arm]]\nname = \"pair\"\nruns_of = \"same\"\nensemble = 2\n";
+        + "[[arm]]\nname = \"pair\"\nruns_of = \"same\"\nensemble = 2\n"
+        + "[[baseline]]\nmethod = \"knn-pixels\"\npaper = \"-\"\n";
     std::fs::write(dir.join("later.toml"), later).unwrap();
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_alexnet"))
@@ -176,6 +177,14 @@ fn test_time_arms_share_the_finished_runs(dir: &Path, out: &Path) {
     assert_eq!(arm("same-ten")["finished"], 2);
     assert_eq!(arm("pair")["finished"], 1);
     assert!(arm("pair")["train_top1_error"].is_null());
+    // The k-NN row: fitted on the fixture's 500 training images, measured on its 100 test images.
+    assert_eq!(json["baselines"][0]["train_images"], 500);
+    let knn = arm("knn-pixels")["val_top1_error"]["mean"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(json["baselines"][0]["top1_error"].as_f64(), Some(knn));
+    let md = std::fs::read_to_string(results.join("results.md")).unwrap();
+    assert!(md.contains("## Classical baselines"), "{md}");
     let top1 = |args: &[&str]| {
         let out = alexnet(&[&["eval", "--quiet"], args].concat());
         assert!(out.status.success(), "{}", stderr(&out));

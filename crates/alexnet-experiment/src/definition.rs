@@ -20,6 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
+use alexnet_baselines::{BaselineOptions, Method};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +100,29 @@ impl Arm {
     }
 }
 
+/// A classical method beside the CNN (the paper's Table 1), on the same splits; its row is named
+/// after the method.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineArm {
+    pub method: Method,
+    #[serde(default)]
+    pub paper: Option<String>,
+    /// Side the images are resized to before their features are taken (default 32).
+    #[serde(default)]
+    pub side: Option<usize>,
+}
+
+impl BaselineArm {
+    pub fn options(&self) -> BaselineOptions {
+        let defaults = BaselineOptions::default();
+        BaselineOptions {
+            side: self.side.unwrap_or(defaults.side),
+            ..defaults
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Experiment {
@@ -118,6 +142,8 @@ pub struct Experiment {
     pub scale: Scales,
     #[serde(rename = "arm")]
     pub arms: Vec<Arm>,
+    #[serde(rename = "baseline", default)]
+    pub baselines: Vec<BaselineArm>,
     /// The file's name without `.toml`.
     #[serde(skip)]
     pub name: String,
@@ -150,11 +176,22 @@ impl Experiment {
     }
 
     fn check(&self) -> Result<(), String> {
-        if self.arms.len() < 2 {
+        if self.arms.is_empty() || self.arms.len() + self.baselines.len() < 2 {
             return Err(format!(
-                "{} arm(s): an experiment compares at least 2",
-                self.arms.len()
+                "{} arm(s) and {} baseline(s): an experiment compares at least 2, one an arm",
+                self.arms.len(),
+                self.baselines.len()
             ));
+        }
+        for (i, baseline) in self.baselines.iter().enumerate() {
+            let name = baseline.method.name();
+            let taken = self.arms.iter().any(|a| a.name == name)
+                || self.baselines[..i]
+                    .iter()
+                    .any(|b| b.method == baseline.method);
+            if taken {
+                return Err(format!("baseline[{i}].method {name:?} is used twice"));
+            }
         }
         for (i, arm) in self.arms.iter().enumerate() {
             let ok = !arm.name.is_empty()

@@ -6,15 +6,18 @@
 //! - [`definition`]: the experiment file and its checks;
 //! - [`runner`]: the runs it asks for, each skipped, resumed or started;
 //! - [`evaluation`]: test-time arms (10-crop, ensembles) on the finished runs' checkpoints;
+//! - [`classical`]: the classical methods beside the CNN (Table 1), on the same splits;
 //! - [`summary`]: `results.json` and `results.md`;
 //! - [`plot`]: the error curves of every arm in one picture.
 
+pub mod classical;
 pub mod definition;
 pub mod evaluation;
 pub mod plot;
 pub mod runner;
 pub mod summary;
 
+pub use classical::{evaluate_baselines, read_baselines};
 pub use definition::{Experiment, Views, list};
 pub use evaluation::{Evaluation, evaluate_arm, read_evaluations};
 pub use runner::{PlannedRun, RunStatus, execute, plan};

@@ -39,6 +39,8 @@ pub enum RunError {
         seeds: Vec<u64>,
         reason: String,
     },
+    #[error("baseline {method}: {reason}")]
+    Baseline { method: String, reason: String },
     #[error("{dir}: cannot link it to its finished twin: {reason}")]
     Link { dir: PathBuf, reason: String },
 }
@@ -120,6 +122,19 @@ pub fn find_twin(out: &Path, dir: &Path, recipe: &Recipe) -> Option<PathBuf> {
     })
 }
 
+/// The overrides that point a recipe at `data` instead of its own data set.
+pub fn data_overrides(data: Option<&Path>) -> Vec<String> {
+    let mut overrides = Vec::new();
+    if let Some(dir) = data {
+        overrides.push(format!("data.dir={:?}", dir.display().to_string()));
+        // A directory made by `alexnet prepare` is read as shards, as `train --data` does.
+        if alexnet_data::Manifest::is_prepared(dir) {
+            overrides.push("data.format=\"shards\"".into());
+        }
+    }
+    overrides
+}
+
 /// Every run: seeds `0..seeds`, each with every arm. `data` replaces the recipe's data set (a prepared
 /// directory is read as shards).
 pub fn plan(
@@ -131,14 +146,7 @@ pub fn plan(
 ) -> Vec<PlannedRun> {
     let scale = experiment.scale(full);
     let seeds = seeds.unwrap_or(scale.seeds);
-    let mut data_overrides = Vec::new();
-    if let Some(dir) = data {
-        data_overrides.push(format!("data.dir={:?}", dir.display().to_string()));
-        // A directory made by `alexnet prepare` is read as shards, as `train --data` does.
-        if alexnet_data::Manifest::is_prepared(dir) {
-            data_overrides.push("data.format=\"shards\"".into());
-        }
-    }
+    let data_overrides = data_overrides(data);
     let mut runs = Vec::new();
     // Seed by seed, every arm in each: an experiment stopped part way has compared its arms
     // on the seeds it did.
@@ -285,6 +293,7 @@ mod tests {
                     ..Arm::default()
                 },
             ],
+            baselines: Vec::new(),
             name: "x".into(),
         };
         let runs = plan(&experiment, false, None, Path::new("out"), None);

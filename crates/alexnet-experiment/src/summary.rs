@@ -7,7 +7,9 @@ use std::path::Path;
 use alexnet_run::{EpochMetrics, read_metrics};
 use serde::Serialize;
 
-use crate::definition::Experiment;
+use alexnet_baselines::BaselineResult;
+
+use crate::definition::{BaselineArm, Experiment};
 use crate::evaluation::Evaluation;
 use crate::runner::PlannedRun;
 
@@ -91,6 +93,8 @@ pub struct Results {
     pub runs: Vec<RunResult>,
     /// Test-time arms' figures, by arm.
     pub evaluations: Vec<(String, Vec<Evaluation>)>,
+    /// The classical methods' results (also rows of `arms`, after the CNN's).
+    pub baselines: Vec<BaselineResult>,
 }
 
 /// Reads what each planned run has recorded so far (a run not started has nothing); the
@@ -99,6 +103,7 @@ pub fn collect(
     experiment: &Experiment,
     runs: &[PlannedRun],
     evaluations: &[(String, Vec<Evaluation>)],
+    baselines: &[(BaselineArm, BaselineResult)],
 ) -> Results {
     let results: Vec<RunResult> = runs
         .iter()
@@ -178,7 +183,24 @@ pub fn collect(
                 planned: planned.len(),
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut arms = arms;
+    arms.extend(baselines.iter().map(|(arm, result)| {
+        let one = |value: f64| Spread::of(&[value]);
+        ArmResult {
+            arm: result.method.name().into(),
+            paper: arm.paper.clone(),
+            val_top1_error: one(result.top1_error),
+            val_top5_error: one(result.top5_error),
+            train_top1_error: None,
+            gap: None,
+            wall_seconds: one(result.seconds),
+            target_epoch: None,
+            target_seconds: None,
+            finished: 1,
+            planned: 1,
+        }
+    }));
     Results {
         experiment: experiment.name.clone(),
         claim: experiment.claim.clone(),
@@ -188,6 +210,7 @@ pub fn collect(
         arms,
         runs: results,
         evaluations: evaluations.to_vec(),
+        baselines: baselines.iter().map(|(_, r)| r.clone()).collect(),
     }
 }
 
@@ -277,6 +300,22 @@ impl Results {
                         e.top5_error
                     ));
                 }
+            }
+        }
+        if !self.baselines.is_empty() {
+            md.push_str("\n## Classical baselines\n\nFitted on the training split the CNN arms train on, measured on the split they are validated on (`alexnet baseline` does the same by hand).\n\n| method | what | features | train images | test images | top-1 error | top-5 error | s |\n|---|---|---|---|---|---|---|---|\n");
+            for b in &self.baselines {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {:.4} | {:.4} | {:.0} |\n",
+                    b.method.name(),
+                    b.description,
+                    b.features,
+                    b.train_images,
+                    b.test_images,
+                    b.top1_error,
+                    b.top5_error,
+                    b.seconds
+                ));
             }
         }
         md
