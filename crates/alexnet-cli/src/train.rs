@@ -49,6 +49,9 @@ pub struct TrainArgs {
     /// Stop after this many epochs of this invocation; --resume continues.
     #[arg(long)]
     stop_after: Option<usize>,
+    /// Stop after the first epoch whose training top-1 error is at or below this (0..1).
+    #[arg(long, value_parser = fraction)]
+    stop_at_train_error: Option<f64>,
     /// Stop at the first unusable image instead of skipping it (skips are listed in
     /// RUN_DIR/skipped.tsv).
     #[arg(long)]
@@ -175,6 +178,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         resume,
         stop_after: args.stop_after,
         resume_epochs: args.epochs,
+        stop_at_train_error: args.stop_at_train_error,
         quiet: args.quiet,
         peers,
         local_data: if is_root { None } else { args.data.clone() },
@@ -257,4 +261,12 @@ fn run_on_local_devices(mut args: TrainArgs, devices: usize) -> Result<()> {
         }
     }
     result
+}
+
+/// A share in 0..=1, for --stop-at-train-error.
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?} is not an error rate in 0..1")),
+    }
 }

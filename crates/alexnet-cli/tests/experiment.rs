@@ -247,3 +247,75 @@ fn the_shipped_experiments_read() {
         stderr(&out)
     );
 }
+
+/// Figure 1 measures the time to a training error: with `stop_at_target` a run ends at the first
+/// epoch that reaches it, counts as finished there, and is skipped when the command is given
+/// again.
+#[test]
+fn runs_stop_at_the_training_error_target_and_count_as_finished() {
+    let dir = temp_dir("experiment-stop-defs");
+    // 10 classes: any net is under 99% training error after one epoch, none reaches 0%.
+    let text = TINY
+        .replace(
+            "train_error_target = 0.95",
+            "train_error_target = 0.99\nstop_at_target = true",
+        )
+        .replace("epochs = 2", "epochs = 3");
+    std::fs::write(dir.join("tiny.toml"), text).unwrap();
+    let out = temp_dir("experiment-stop-out");
+    let first = experiment(&dir, &out, None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    for arm in ["lrn", "no-lrn"] {
+        let epochs = metrics(&out.join(format!("tiny/{arm}-seed0"))).len();
+        assert_eq!(
+            epochs, 1,
+            "{arm} trained {epochs} epochs, its target reached after 1"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tiny/results.json")).unwrap())
+            .unwrap();
+    for arm in json["arms"].as_array().unwrap() {
+        assert_eq!(arm["finished"], 1, "{arm}");
+        assert_eq!(arm["target_epoch"]["mean"], 1.0, "{arm}");
+    }
+    let md = std::fs::read_to_string(out.join("tiny/results.md")).unwrap();
+    assert!(md.contains("--stop-at-train-error 0.99"), "{md}");
+    let again = experiment(&dir, &out, None);
+    assert_eq!(
+        stdout(&again).matches("skipped: finished").count(),
+        2,
+        "{}",
+        stdout(&again)
+    );
+
+    // By hand, a target no run reaches in 2 epochs lets it run them all.
+    let run = temp_dir("stop-never").join("run");
+    let out = alexnet(&[
+        "train",
+        "--recipe",
+        "recipes/demo.toml",
+        "--set",
+        "run.epochs=2",
+        "--quiet",
+        "--stop-at-train-error",
+        "0",
+        "--run-dir",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(metrics(&run).len(), 2);
+    let bad = alexnet(&[
+        "train",
+        "--recipe",
+        "recipes/demo.toml",
+        "--stop-at-train-error",
+        "2",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("not an error rate"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -139,6 +139,9 @@ pub struct Experiment {
     /// time (Figure 1: 25%).
     #[serde(default)]
     pub train_error_target: Option<f64>,
+    /// Stop each run at the epoch it reaches `train_error_target` (it counts as finished there).
+    #[serde(default)]
+    pub stop_at_target: bool,
     pub scale: Scales,
     #[serde(rename = "arm")]
     pub arms: Vec<Arm>,
@@ -208,6 +211,9 @@ impl Experiment {
             if self.arms[..i].iter().any(|other| other.name == arm.name) {
                 return Err(format!("arm[{i}].name {:?} is used twice", arm.name));
             }
+        }
+        if self.stop_at_target && self.train_error_target.is_none() {
+            return Err("stop_at_target needs a train_error_target".into());
         }
         for (i, arm) in self.arms.iter().enumerate() {
             if let Some(other) = &arm.runs_of {

@@ -11,7 +11,7 @@ use alexnet_run::{Checkpoint, device};
 use serde::{Deserialize, Serialize};
 
 use crate::definition::{Arm, Views};
-use crate::runner::{PlannedRun, RunError, epochs_done};
+use crate::runner::{PlannedRun, RunError, finished};
 
 /// One figure of a test-time arm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,14 +30,14 @@ pub fn ensembles<'a>(
     arm: &Arm,
     runs: &'a [PlannedRun],
 ) -> Result<Vec<Vec<&'a PlannedRun>>, RunError> {
-    let mut finished = Vec::new();
+    let mut done = Vec::new();
     for run in runs.iter().filter(|r| r.arm == arm.trained_arm()) {
-        if epochs_done(run)?.is_some_and(|done| done >= run.epochs) {
-            finished.push(run);
+        if finished(run)? {
+            done.push(run);
         }
     }
-    finished.sort_by_key(|r| r.seed);
-    Ok(finished
+    done.sort_by_key(|r| r.seed);
+    Ok(done
         .chunks_exact(arm.ensemble_size())
         .map(<[_]>::to_vec)
         .collect())

@@ -54,6 +54,8 @@ pub struct PlannedRun {
     pub epochs: usize,
     /// `KEY=VALUE` overrides on top of the base recipe, in the order they apply.
     pub overrides: Vec<String>,
+    /// The run ends at the first epoch with a training error at or below this.
+    pub stop_at_train_error: Option<f64>,
 }
 
 impl PlannedRun {
@@ -64,8 +66,11 @@ impl PlannedRun {
             .iter()
             .map(|o| format!(" --set '{o}'"))
             .collect();
+        let stop = self
+            .stop_at_train_error
+            .map_or(String::new(), |t| format!(" --stop-at-train-error {t}"));
         format!(
-            "alexnet train --recipe {}{sets} --run-dir {}",
+            "alexnet train --recipe {}{sets}{stop} --run-dir {}",
             base.display(),
             self.dir.display()
         )
@@ -167,10 +172,27 @@ pub fn plan(
                     .join(format!("{}-seed{seed}", arm.name)),
                 epochs: scale.epochs,
                 overrides,
+                stop_at_train_error: experiment
+                    .train_error_target
+                    .filter(|_| experiment.stop_at_target),
             });
         }
     }
     runs
+}
+
+/// Whether `run` has all it needs: its epochs, or its training-error target reached.
+pub fn finished(run: &PlannedRun) -> Result<bool, RunError> {
+    Ok(match epochs_done(run)? {
+        None => false,
+        Some(done) if done >= run.epochs => true,
+        Some(_) => run.stop_at_train_error.is_some_and(|target| {
+            alexnet_run::read_metrics(&run.dir.join("metrics.jsonl"))
+                .ok()
+                .and_then(|curve| curve.last().map(|m| m.train_top1_error <= target))
+                .unwrap_or(false)
+        }),
+    })
 }
 
 /// How far `run` has got: the epochs of its last checkpoint, if it has one.
@@ -191,9 +213,11 @@ pub fn execute(
     out: &Path,
     quiet: bool,
 ) -> Result<RunStatus, RunError> {
+    if finished(run)? {
+        return Ok(RunStatus::Skipped);
+    }
     let done = epochs_done(run)?;
     let status = match done {
-        Some(done) if done >= run.epochs => return Ok(RunStatus::Skipped),
         Some(done) => RunStatus::Resumed(done),
         None => RunStatus::Started,
     };
@@ -220,6 +244,7 @@ pub fn execute(
         resume: status != RunStatus::Started,
         stop_after: None,
         resume_epochs: Some(run.epochs),
+        stop_at_train_error: run.stop_at_train_error,
         quiet,
         peers: None,
         local_data: None,
@@ -272,6 +297,7 @@ mod tests {
             base: "recipes/demo.toml".into(),
             set: vec!["model.dropout=0.0".into()],
             train_error_target: None,
+            stop_at_target: false,
             scale: Scales {
                 small: Scale {
                     epochs: 2,

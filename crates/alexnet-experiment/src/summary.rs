@@ -163,7 +163,7 @@ pub fn collect(
                     r.arm == arm.name
                         && planned
                             .iter()
-                            .any(|p| p.seed == r.seed && r.epochs >= p.epochs)
+                            .any(|p| p.seed == r.seed && ran_its_course(p, r))
                 })
                 .collect();
             let spread = |value: fn(&RunResult) -> Option<f64>| {
@@ -212,6 +212,14 @@ pub fn collect(
         evaluations: evaluations.to_vec(),
         baselines: baselines.iter().map(|(_, r)| r.clone()).collect(),
     }
+}
+
+/// Whether `run` has all its epochs, or stopped at its training-error target.
+fn ran_its_course(planned: &PlannedRun, run: &RunResult) -> bool {
+    run.epochs >= planned.epochs
+        || planned
+            .stop_at_train_error
+            .is_some_and(|target| run.train_top1_error <= target)
 }
 
 fn cell(spread: &Option<Spread>, percent: bool) -> String {

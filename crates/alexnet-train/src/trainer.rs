@@ -38,6 +38,9 @@ pub struct TrainOptions {
     pub stop_after: Option<usize>,
     /// On resume: train until this many epochs are done instead of the saved recipe's `run.epochs`.
     pub resume_epochs: Option<usize>,
+    /// Stop after the first epoch whose training top-1 error is at or below this (an experiment
+    /// that measures the time to a training error, as Figure 1 does, needs nothing after it).
+    pub stop_at_train_error: Option<f64>,
     /// Hide progress bars and per-epoch lines (tests).
     pub quiet: bool,
     /// Data parallelism: this process is one rank of several, each training on its share of every
@@ -176,7 +179,14 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
                 eprintln!("{warning}");
             }
         }
+        let reached = options
+            .stop_at_train_error
+            .is_some_and(|target| metrics.train_top1_error <= target);
         summary.add(metrics, &totals);
+        // Rank 0's decision, so that every rank stops after the same epoch.
+        if peers.from_root(peers.is_root().then_some(usize::from(reached)))? == 1 {
+            break;
+        }
     }
     Ok(summary)
 }
