@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use alexnet_baselines::{BaselineOptions, Method, run as run_baseline};
 use alexnet_data::progress_bar;
 use alexnet_run::Recipe;
+use alexnet_run::recipe::Override;
 use alexnet_train::run_data::train_and_val_splits;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -14,6 +15,9 @@ pub struct BaselineArgs {
     /// The recipe whose data section names the splits (the CNN's, so the errors compare).
     #[arg(long)]
     recipe: PathBuf,
+    /// Override a recipe field, e.g. `--set data.dir="/data/imagenette"` (as `alexnet train`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// knn-pixels, softmax-pixels, hog-colour, or all (repeatable).
     #[arg(long, default_value = "all")]
     method: Vec<String>,
@@ -48,7 +52,8 @@ pub fn run(args: BaselineArgs) -> Result<()> {
             })
             .collect::<Result<_>>()?
     };
-    let recipe = Recipe::load(Some(&args.recipe), &[])?;
+    let overrides: Vec<Override> = args.overrides.iter().map(|o| Override::set(o)).collect();
+    let recipe = Recipe::load(Some(&args.recipe), &overrides)?;
     // The CNN's own splits, read the way training reads them.
     let [train, test] = train_and_val_splits(&recipe, args.quiet)?;
     let options = BaselineOptions {
