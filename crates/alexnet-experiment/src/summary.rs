@@ -225,6 +225,9 @@ fn ran_its_course(planned: &PlannedRun, run: &RunResult) -> bool {
 fn cell(spread: &Option<Spread>, percent: bool) -> String {
     match spread {
         None => "-".into(),
+        // One figure has no spread to show.
+        Some(s) if s.n == 1 && percent => format!("{:.2}%", 100.0 * s.mean),
+        Some(s) if s.n == 1 => format!("{:.1}", s.mean),
         Some(s) if percent => format!(
             "{:.2}% ± {:.2} ({:.2}..{:.2})",
             100.0 * s.mean,
@@ -352,5 +355,14 @@ mod tests {
         assert_eq!((s.min, s.max, s.n), (0.2, 0.4, 3));
         assert_eq!(Spread::of(&[0.5]).unwrap().std, 0.0);
         assert!(Spread::of(&[]).is_none());
+    }
+
+    #[test]
+    fn a_cell_shows_the_spread_of_several_figures_and_one_figure_alone() {
+        let three = Spread::of(&[0.2, 0.3, 0.4]);
+        assert_eq!(cell(&three, true), "30.00% ± 10.00 (20.00..40.00)");
+        assert_eq!(cell(&Spread::of(&[0.4235]), true), "42.35%");
+        assert_eq!(cell(&Spread::of(&[1878.4]), false), "1878.4");
+        assert_eq!(cell(&None, true), "-");
     }
 }
