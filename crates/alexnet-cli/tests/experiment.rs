@@ -30,11 +30,20 @@ paper = "13%"
 "#;
 
 fn experiment(dir: &Path, out: &Path, env: Option<(&str, &str)>) -> std::process::Output {
+    experiment_named("tiny", dir, out, env)
+}
+
+fn experiment_named(
+    name: &str,
+    dir: &Path,
+    out: &Path,
+    env: Option<(&str, &str)>,
+) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_alexnet"));
     command
         .args([
             "experiment",
-            "tiny",
+            name,
             "--quiet",
             "--dir",
             dir.to_str().unwrap(),
@@ -137,20 +146,7 @@ fn test_time_arms_share_the_finished_runs(dir: &Path, out: &Path) {
         + "[[arm]]\nname = \"pair\"\nruns_of = \"same\"\nensemble = 2\n"
         + "[[baseline]]\nmethod = \"knn-pixels\"\npaper = \"-\"\n";
     std::fs::write(dir.join("later.toml"), later).unwrap();
-    let run = || {
-        Command::new(env!("CARGO_BIN_EXE_alexnet"))
-            .args([
-                "experiment",
-                "later",
-                "--quiet",
-                "--dir",
-                dir.to_str().unwrap(),
-            ])
-            .args(["--out", out.to_str().unwrap()])
-            .current_dir(repo_root())
-            .output()
-            .unwrap()
-    };
+    let run = || experiment_named("later", dir, out, None);
     let first = run();
     assert!(first.status.success(), "{}", stderr(&first));
     let text = stdout(&first);
