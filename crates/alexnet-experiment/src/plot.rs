@@ -1,5 +1,7 @@
 //! The plot of a claim: each arm's validation top-1 error (solid) and training top-1 error
-//! (dashed) against epochs, averaged over its seeds, as Figure 1 draws its two curves.
+//! (dashed) against epochs, averaged over its seeds, as Figure 1 draws its two curves. A row with
+//! no curve (a 10-crop or ensemble arm, a classical baseline) is a dotted level line at its
+//! validation error.
 
 use std::path::Path;
 
@@ -63,6 +65,20 @@ pub fn draw_errors(results: &Results, dir: &Path) -> Result<String, ReportError>
             let colour = PALETTE[i % PALETTE.len()];
             let val = mean_curve(results, &arm.arm, |m| m.val_top1_error);
             let train = mean_curve(results, &arm.arm, |m| m.train_top1_error);
+            if val.is_empty() {
+                let Some(level) = arm.val_top1_error.map(|s| s.mean) else {
+                    continue;
+                };
+                let line = [(1.0, level), (last_epoch as f64, level)];
+                chart
+                    .draw_series(DashedLineSeries::new(line, 2, 4, colour.stroke_width(2)))
+                    .map_err(plot_error)?
+                    .label(format!("{} (level)", arm.arm))
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                    });
+                continue;
+            }
             chart
                 .draw_series(LineSeries::new(val, colour.stroke_width(2)))
                 .map_err(plot_error)?
