@@ -116,14 +116,15 @@ pub fn find_twin(out: &Path, dir: &Path, recipe: &Recipe) -> Option<PathBuf> {
         let saved = Recipe::load(Some(&candidate.join("recipe.toml")), &[]).ok()?;
         let last = candidate.join("last.safetensors");
         let done = Checkpoint::read_progress(&last).ok()?.epochs_done;
-        (same_run(&saved, recipe) && done >= recipe.run.epochs).then(|| {
-            let experiment = candidate.parent()?.file_name()?;
-            Some(
-                Path::new("..")
-                    .join(experiment)
-                    .join(candidate.file_name()?),
-            )
-        })?
+        if !same_run(&saved, recipe) || done < recipe.run.epochs {
+            return None;
+        }
+        let experiment = candidate.parent()?.file_name()?;
+        Some(
+            Path::new("..")
+                .join(experiment)
+                .join(candidate.file_name()?),
+        )
     })
 }
 
