@@ -107,7 +107,7 @@ pub struct BaselineResult {
 }
 
 /// Share of rows whose label is not among the first `k` ranked classes.
-fn error_at(ranked: &[Vec<usize>], labels: &[usize], k: usize) -> f64 {
+pub(crate) fn error_at(ranked: &[Vec<usize>], labels: &[usize], k: usize) -> f64 {
     let wrong = ranked
         .iter()
         .zip(labels)

@@ -44,6 +44,7 @@ pub fn rank_classes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::method::error_at;
     use rand::{Rng, SeedableRng};
 
     #[test]
@@ -68,18 +69,14 @@ mod tests {
         assert_eq!(ranked[2][0], 2);
         // Every training point is classified right: the clusters are linearly separable.
         let on_train = rank_classes(&train, &labels, &train, 1.0, 200).unwrap();
-        let wrong = on_train
-            .iter()
-            .zip(&labels)
-            .filter(|(r, l)| r[0] != **l)
-            .count();
-        assert_eq!(wrong, 0);
+        assert_eq!(error_at(&on_train, &labels, 1), 0.0);
     }
 }
 
 #[cfg(test)]
 mod realistic_size {
     use super::*;
+    use crate::method::error_at;
     use rand::{Rng, SeedableRng};
 
     /// CIFAR-10's size where it matters to the solver: 50,000 rows of 1,800 features and 10
@@ -106,12 +103,7 @@ mod realistic_size {
         let (train, train_labels) = sample(rows);
         let (test, test_labels) = sample(2_000);
         let ranked = rank_classes(&train, &train_labels, &test, 1.0, 100).unwrap();
-        let wrong = ranked
-            .iter()
-            .zip(&test_labels)
-            .filter(|(r, l)| r[0] != **l)
-            .count();
-        let error = wrong as f64 / test_labels.len() as f64;
+        let error = error_at(&ranked, &test_labels, 1);
         // Chance is 0.9; the clusters are far apart in 1,800 dimensions.
         assert!(error < 0.1, "test error {error}");
     }
