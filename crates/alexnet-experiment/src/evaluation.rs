@@ -71,26 +71,16 @@ pub fn evaluate_arm(
             evaluations.push(done.clone());
             continue;
         }
-        evaluations.push(evaluate_group(&group, views, quiet).map_err(|reason| {
-            RunError::Evaluation {
-                arm: arm.name.clone(),
-                seeds: seeds.clone(),
-                reason,
-            }
-        })?);
-        std::fs::create_dir_all(results_dir).map_err(|e| RunError::Evaluation {
+        let failed = |reason: String| RunError::Evaluation {
             arm: arm.name.clone(),
             seeds: seeds.clone(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        evaluations.push(evaluate_group(&group, views, quiet).map_err(failed)?);
+        std::fs::create_dir_all(results_dir).map_err(|e| failed(e.to_string()))?;
         let json = serde_json::to_string_pretty(&evaluations).expect("evaluations serialize");
-        alexnet_data::write_atomic(&cache_path(results_dir, arm), json.as_bytes()).map_err(
-            |e| RunError::Evaluation {
-                arm: arm.name.clone(),
-                seeds,
-                reason: e.to_string(),
-            },
-        )?;
+        alexnet_data::write_atomic(&cache_path(results_dir, arm), json.as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
     }
     Ok(evaluations)
 }

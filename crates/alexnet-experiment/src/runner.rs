@@ -184,7 +184,12 @@ pub fn plan(
 
 /// Whether `run` has all it needs: its epochs, or its training-error target reached.
 pub fn finished(run: &PlannedRun) -> Result<bool, RunError> {
-    Ok(match epochs_done(run)? {
+    Ok(finished_after(run, epochs_done(run)?))
+}
+
+/// Whether `run`, with `done` epochs in its last checkpoint, has all it needs.
+fn finished_after(run: &PlannedRun, done: Option<usize>) -> bool {
+    match done {
         None => false,
         Some(done) if done >= run.epochs => true,
         Some(_) => run.stop_at_train_error.is_some_and(|target| {
@@ -193,7 +198,7 @@ pub fn finished(run: &PlannedRun) -> Result<bool, RunError> {
                 .and_then(|curve| curve.last().map(|m| m.train_top1_error <= target))
                 .unwrap_or(false)
         }),
-    })
+    }
 }
 
 /// How far `run` has got: the epochs of its last checkpoint, if it has one.
@@ -214,10 +219,11 @@ pub fn execute(
     out: &Path,
     quiet: bool,
 ) -> Result<RunStatus, RunError> {
-    if finished(run)? {
+    // The checkpoint's header, read once for both questions.
+    let done = epochs_done(run)?;
+    if finished_after(run, done) {
         return Ok(RunStatus::Skipped);
     }
-    let done = epochs_done(run)?;
     let status = match done {
         Some(done) => RunStatus::Resumed(done),
         None => RunStatus::Started,
