@@ -85,7 +85,8 @@ pub fn pca_colour_shift(rng: &mut impl Rng, stats: &DatasetStats, sigma: f32) ->
 }
 
 /// Writes one view of `patch` (`[side, side, 3]` bytes) into `out` (`[3, crop, crop]`):
-/// pixel - mean image at the same source position + `shift`.
+/// (pixel - mean image at the same source position + `shift`) * the channel's input scale (1 but
+/// with `data.normalize`).
 ///
 /// One channel row at a time, so the mean image and the output are read and written contiguously;
 /// this is the inner loop of every epoch.
@@ -103,6 +104,7 @@ pub fn write_view(
     assert_eq!(out.len(), 3 * crop * crop, "output of one view");
     for (c, out_plane) in out.chunks_exact_mut(crop * crop).enumerate() {
         let mean_plane = &stats.mean_image[c * plane..(c + 1) * plane];
+        let (shift, scale) = (shift[c], stats.input_scale[c]);
         for (row, out_row) in out_plane.chunks_exact_mut(crop).enumerate() {
             let start = (view.y + row) * side + view.x;
             let source = &patch[start * 3..(start + crop) * 3];
@@ -110,11 +112,11 @@ pub fn write_view(
             let pixels = source.chunks_exact(3).map(|p| p[c] as f32).zip(mean);
             if view.flip {
                 for (o, (p, m)) in out_row.iter_mut().rev().zip(pixels) {
-                    *o = p - m + shift[c];
+                    *o = (p - m + shift) * scale;
                 }
             } else {
                 for (o, (p, m)) in out_row.iter_mut().zip(pixels) {
-                    *o = p - m + shift[c];
+                    *o = (p - m + shift) * scale;
                 }
             }
         }
@@ -132,6 +134,7 @@ mod tests {
             mean_image: vec![0.0; 3 * side * side],
             eigenvalues: [900.0, 100.0, 4.0],
             eigenvectors: [[0.6, 0.8, 0.0], [-0.8, 0.6, 0.0], [0.0, 0.0, 1.0]],
+            input_scale: [1.0; 3],
         }
     }
 
@@ -196,6 +199,22 @@ mod tests {
         );
         // Reflected: column order reversed, the mean still follows the source pixel.
         assert_eq!(&out[..4], &[23.0, 12.0 - 5.0 + 1.0, 24.0, 14.0]);
+        // data.normalize: the difference and the shift, scaled per channel; green has value 0.
+        stats.input_scale = [0.5, 0.25, 1.0];
+        write_view(
+            &patch,
+            &stats,
+            2,
+            View {
+                x: 1,
+                y: 2,
+                flip: false,
+            },
+            [1.0, 2.0, 0.0],
+            &mut out,
+        );
+        assert_eq!(&out[..4], &[4.0, 11.5, 7.0, 12.0]);
+        assert_eq!(&out[4..8], &[0.5; 4]);
     }
 
     #[test]

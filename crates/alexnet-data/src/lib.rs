@@ -11,8 +11,8 @@
 //! - [`sources`]: any layout as the classes and splits `prepare` reads;
 //! - [`shards`]: sources prepared into packed shards, and read back in place;
 //! - [`split`]: a split of any format as a [`patch_source::PatchSource`];
-//! - [`stats`] (mean image, PCA) -> [`augment`] (one view of one patch) -> [`loader`] (batches,
-//!   prefetched).
+//! - [`stats`] (mean image, PCA) -> [`augment`] (one view of one patch), [`shuffle`] (an epoch's
+//!   order) -> [`loader`] (batches, prefetched).
 //!
 //! [`bad_input`] says what happens to files that cannot be used.
 
@@ -30,6 +30,7 @@ pub mod mutate;
 pub mod patch_source;
 pub mod progress;
 pub mod shards;
+pub mod shuffle;
 pub mod sources;
 pub mod split;
 pub mod stats;
@@ -47,6 +48,7 @@ pub use lock::DirLock;
 pub use patch_source::{PatchSource, with_classes_of};
 pub use progress::progress_bar;
 pub use shards::{Manifest, PatchEncoding, PrepareOptions, PrepareSummary, ShardSet};
+pub use shuffle::Shuffle;
 pub use sources::{Source, scan_source};
 pub use split::load_split;
 pub use stats::DatasetStats;

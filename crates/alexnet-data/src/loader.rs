@@ -7,11 +7,11 @@
 //! (seed, epoch, position in the epoch), so a seeded run sees the same batches whatever the threads
 //! do, and a resumed run sees the batches the interrupted one would have.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -20,6 +20,7 @@ use crate::augment::{
 };
 use crate::error::DataError;
 use crate::patch_source::PatchSource;
+use crate::shuffle::{EpochOrder, Shuffle, epoch_order};
 use crate::stats::DatasetStats;
 
 /// Which views of each image a batch holds.
@@ -83,6 +84,10 @@ pub struct BatchLoader {
     /// shares. Every image keeps the view it would have in the whole batch.
     pub rank: usize,
     pub world_size: usize,
+    /// How a training epoch is ordered (`data.shuffle`), and how many shards are mixed at once
+    /// under [`Shuffle::Shards`] (`data.shuffle_window`).
+    pub shuffle: Shuffle,
+    pub shuffle_window: usize,
 }
 
 /// SplitMix64 of a combination: independent streams for (seed, epoch, position).
@@ -120,6 +125,8 @@ impl BatchLoader {
             prefetch: 3,
             rank: 0,
             world_size: 1,
+            shuffle: Shuffle::Global,
+            shuffle_window: 16,
         })
     }
 
@@ -127,29 +134,57 @@ impl BatchLoader {
         self.set.len().div_ceil(self.batch_size)
     }
 
-    /// The order images are visited in epoch `epoch`: a seeded shuffle for training, the stored
-    /// order otherwise.
-    pub fn order(&self, epoch: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.set.len()).collect();
-        if matches!(self.plan, ViewPlan::Train { .. }) {
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(stream(
-                self.seed,
-                epoch as u64,
-                u64::MAX,
-            )));
+    /// The order images are visited in epoch `epoch`: a seeded shuffle for training (of the whole
+    /// set, or of shards and windows of them), the stored order otherwise.
+    pub fn order(&self, epoch: usize) -> EpochOrder {
+        if !matches!(self.plan, ViewPlan::Train { .. }) {
+            return EpochOrder::stored(self.set.len());
         }
-        order
+        let mut rng = ChaCha8Rng::seed_from_u64(stream(self.seed, epoch as u64, u64::MAX));
+        epoch_order(
+            &self.set.blocks(),
+            self.shuffle,
+            self.shuffle_window,
+            &mut rng,
+        )
+    }
+
+    /// Which positions of an epoch's order of `len` images batch `batch` holds (all ranks' shares).
+    fn batch_positions(&self, batch: usize, len: usize) -> Range<usize> {
+        batch * self.batch_size..((batch + 1) * self.batch_size).min(len)
+    }
+
+    /// This rank's contiguous share of batch `batch`; the shares of all ranks make up the batch.
+    fn share(&self, batch: usize, len: usize) -> Range<usize> {
+        let whole = self.batch_positions(batch, len);
+        let start = whole.start + whole.len() * self.rank / self.world_size;
+        let end = whole.start + whole.len() * (self.rank + 1) / self.world_size;
+        start..end
+    }
+
+    /// Asks the storage for this rank's images of window `window` of `order` (every batch that
+    /// starts in it), if there is such a window.
+    fn read_ahead(&self, order: &EpochOrder, window: usize) {
+        let Some(window) = order.windows.get(window) else {
+            return;
+        };
+        let len = order.indices.len();
+        let batches = window.positions.start.div_ceil(self.batch_size)
+            ..window.positions.end.div_ceil(self.batch_size);
+        let mut images: Vec<usize> = batches
+            .flat_map(|b| order.indices[self.share(b, len)].iter().copied())
+            .collect();
+        images.sort_unstable();
+        self.set.read_ahead(&images);
     }
 
     /// Builds batch number `batch` of epoch `epoch` (what the worker thread does). Fails only when
     /// a stored patch cannot be read back (a damaged shard).
     pub fn build(&self, epoch: usize, order: &[usize], batch: usize) -> Result<Batch, DataError> {
-        let whole = batch * self.batch_size..((batch + 1) * self.batch_size).min(order.len());
-        let global_len = whole.len();
-        // This rank's contiguous share; the shares of all ranks make up the whole batch.
-        let start = whole.start + global_len * self.rank / self.world_size;
-        let end = whole.start + global_len * (self.rank + 1) / self.world_size;
-        let indices: Vec<usize> = order[start..end].to_vec();
+        let global_len = self.batch_positions(batch, order.len()).len();
+        let share = self.share(batch, order.len());
+        let start = share.start;
+        let indices: Vec<usize> = order[share].to_vec();
         let views = self.plan.views_per_image();
         let view_size = 3 * self.crop * self.crop;
         let mut images = vec![0.0f32; indices.len() * views * view_size];
@@ -199,8 +234,24 @@ impl BatchLoader {
         let loader = self.clone();
         std::thread::spawn(move || {
             let order = loader.order(epoch);
+            let mut reading = None; // the window whose successor has been asked for
             for batch in first_batch..loader.batches_per_epoch() {
-                let built = loader.build(epoch, &order, batch);
+                let window =
+                    order.window_at(loader.batch_positions(batch, order.indices.len()).start);
+                if let Some(window) = window.filter(|&w| reading != Some(w)) {
+                    // Under the shard shuffle, this rank's images of the next window are read
+                    // ahead while this window's are used (and this one's too, at the start).
+                    let first = if reading.is_none() {
+                        window
+                    } else {
+                        window + 1
+                    };
+                    for ahead in first..=window + 1 {
+                        loader.read_ahead(&order, ahead);
+                    }
+                    reading = Some(window);
+                }
+                let built = loader.build(epoch, &order.indices, batch);
                 let failed = built.is_err();
                 if sender.send(built).is_err() || failed {
                     break; // the consumer stopped listening, or there is nothing more to build

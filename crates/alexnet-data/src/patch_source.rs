@@ -3,6 +3,7 @@
 //! the statistics and the evaluation.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,6 +28,14 @@ pub trait PatchSource: Send + Sync {
     fn name(&self, index: usize) -> String {
         format!("#{index}")
     }
+    /// Runs of images stored together, in index order, covering every image once (a shard each);
+    /// one run for a set in memory.
+    fn blocks(&self) -> Vec<Range<usize>> {
+        std::iter::once(0..self.len()).collect()
+    }
+    /// Asks the storage to start reading images `indices` (sorted) into memory, in file order,
+    /// while others are in use: the shard shuffle's read-ahead. Nothing for a set in memory.
+    fn read_ahead(&self, _indices: &[usize]) {}
 }
 
 /// `set` (read from `origin`) with the labels of the class list `expected` (its training split's,
@@ -87,6 +96,12 @@ impl PatchSource for Relabelled {
     }
     fn name(&self, index: usize) -> String {
         self.set.name(index)
+    }
+    fn blocks(&self) -> Vec<Range<usize>> {
+        self.set.blocks()
+    }
+    fn read_ahead(&self, indices: &[usize]) {
+        self.set.read_ahead(indices)
     }
 }
 

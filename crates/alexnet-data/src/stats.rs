@@ -27,6 +27,11 @@ pub struct DatasetStats {
     pub eigenvalues: [f32; 3],
     /// `eigenvectors[i]` is the unit eigenvector p_i (an RGB direction) of `eigenvalues[i]`.
     pub eigenvectors: [[f32; 3]; 3],
+    /// What each channel of a view is multiplied by once the mean is subtracted: 1, the paper's
+    /// raw 0..255 differences, or 1 / the channel's std on a run with `data.normalize` (see
+    /// [`DatasetStats::normalized`]). Kept with the run's statistics, so every later use of its
+    /// checkpoints (eval, predict, export) prepares inputs the way training did.
+    pub input_scale: [f32; 3],
 }
 
 /// Sums over a slice of images: per-position channel sums, RGB sums, RGB products.
@@ -88,6 +93,7 @@ impl DatasetStats {
                 .collect(),
             eigenvalues: [0.0; 3],
             eigenvectors: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            input_scale: [1.0; 3],
         }
     }
 
@@ -113,7 +119,22 @@ impl DatasetStats {
             mean_image: sums.image.iter().map(|s| (s / images) as f32).collect(),
             eigenvalues,
             eigenvectors,
+            input_scale: [1.0; 3],
         })
+    }
+
+    /// These statistics with inputs divided by each channel's standard deviation (`on`), as
+    /// torchvision's `Normalize` does, or left on the paper's 0..255 scale. Not in the paper: unit
+    /// inputs let the first layer learn at the rate of the others. A channel without variance
+    /// keeps scale 1.
+    pub fn normalized(mut self, on: bool) -> Self {
+        self.input_scale = if on {
+            self.channel_std()
+                .map(|std| if std > 0.0 { 1.0 / std } else { 1.0 })
+        } else {
+            [1.0; 3]
+        };
+        self
     }
 
     /// Mean of each channel over all pixels (the mean image averaged over positions).
@@ -148,10 +169,10 @@ impl DatasetStats {
     }
 
     /// Writes `stats.safetensors` (tensors `stats.mean_image` `[3, side, side]`, `stats.eigenvalues`,
-    /// `stats.eigenvectors` (rows are p_i), `stats.covariance`, `stats.channel_mean`,
+    /// `stats.eigenvectors` (rows are p_i), `stats.input_scale`, `stats.covariance`, `stats.channel_mean`,
     /// `stats.channel_std`) and a readable `stats.json` beside it.
     pub fn write(&self, dir: &Path) -> Result<(), DataError> {
-        // The three a checkpoint keeps, and the derived ones people look for.
+        // The four a checkpoint keeps, and the derived ones people look for.
         let mut tensors = self.to_tensors();
         for (name, values) in [
             ("covariance", self.covariance().concat()),
@@ -179,6 +200,7 @@ impl DatasetStats {
             "covariance": self.covariance(),
             "eigenvalues": self.eigenvalues,
             "eigenvectors": self.eigenvectors,
+            "input_scale": self.input_scale,
         });
         let text = serde_json::to_string_pretty(&summary).expect("numbers serialize");
         write_atomic(&dir.join("stats.json"), text.as_bytes())
@@ -209,12 +231,15 @@ impl DatasetStats {
         let mean = find("mean_image")?;
         let values = &find("eigenvalues")?.values;
         let vectors = &find("eigenvectors")?.values;
+        // Absent from statistics written before `data.normalize` existed: the paper's scale.
+        let scale = find("input_scale").map_or(&[1.0f32; 3][..], |t| &t.values[..]);
         let shape = &mean.shape;
         if shape.len() != 3
             || shape[0] != 3
             || shape[1] != shape[2]
             || values.len() != 3
             || vectors.len() != 9
+            || scale.len() != 3
         {
             return Err("malformed statistics tensors".into());
         }
@@ -225,10 +250,11 @@ impl DatasetStats {
             eigenvectors: std::array::from_fn(|i| {
                 [vectors[3 * i], vectors[3 * i + 1], vectors[3 * i + 2]]
             }),
+            input_scale: [scale[0], scale[1], scale[2]],
         })
     }
 
-    /// The three tensors the network's input needs (a checkpoint stores them as `stats.<name>`).
+    /// The four tensors the network's input needs (a checkpoint stores them as `stats.<name>`).
     pub fn to_tensors(&self) -> Vec<NamedTensor> {
         vec![
             NamedTensor {
@@ -245,6 +271,11 @@ impl DatasetStats {
                 name: "eigenvectors".into(),
                 shape: vec![3, 3],
                 values: self.eigenvectors.concat(),
+            },
+            NamedTensor {
+                name: "input_scale".into(),
+                shape: vec![3],
+                values: self.input_scale.to_vec(),
             },
         ]
     }
@@ -336,5 +367,45 @@ mod tests {
             json.contains("channel_std") && json.contains("eigenvectors"),
             "{json}"
         );
+    }
+
+    #[test]
+    fn normalized_statistics_scale_each_channel_by_its_inverse_std() {
+        // R varies, G varies twice as much, B is constant (no variance: scale stays 1).
+        let pixels: Vec<u8> = [(10, 20), (30, 60), (50, 100), (70, 140)]
+            .iter()
+            .flat_map(|&(r, g)| [r, g, 9])
+            .collect();
+        let set =
+            DecodedSet::from_patches(1, pixels, vec![0, 1, 0, 1], vec!["a".into(), "b".into()]);
+        let stats = DatasetStats::compute(&set).unwrap();
+        assert_eq!(
+            stats.input_scale, [1.0; 3],
+            "the paper's scale unless asked"
+        );
+        let normal = stats.clone().normalized(true);
+        let std = stats.channel_std();
+        let r_std =
+            (((30.0f32 - 40.0).powi(2) * 2.0 + (10.0f32 - 40.0).powi(2) * 2.0) / 4.0).sqrt();
+        assert!((std[0] - r_std).abs() < 1e-2 * r_std, "{std:?}");
+        assert!((normal.input_scale[0] * r_std - 1.0).abs() < 1e-3);
+        assert!((normal.input_scale[1] * 2.0 * r_std - 1.0).abs() < 1e-3);
+        assert_eq!(
+            normal.input_scale[2], 1.0,
+            "a constant channel keeps scale 1"
+        );
+        assert_eq!(normal.clone().normalized(false).input_scale, [1.0; 3]);
+
+        // The scale survives the file, and a file without it reads as the paper's scale.
+        let dir = std::env::temp_dir().join(format!("alexnet-scale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        normal.write(&dir).unwrap();
+        assert_eq!(DatasetStats::read(&dir).unwrap(), normal);
+        let older: Vec<NamedTensor> = normal
+            .to_tensors()
+            .into_iter()
+            .filter(|t| t.name != "input_scale")
+            .collect();
+        assert_eq!(DatasetStats::from_tensors(&older).unwrap(), stats);
     }
 }

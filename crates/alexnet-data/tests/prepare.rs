@@ -8,7 +8,7 @@ use std::sync::Arc;
 use alexnet_data::shards::prepare::prepare;
 use alexnet_data::{
     BadInputPolicy, BatchLoader, DataFormat, DatasetStats, DecodedSet, ImageFolder, Manifest,
-    PatchEncoding, PatchSource, PrepareOptions, ShardSet, ViewPlan,
+    PatchEncoding, PatchSource, PrepareOptions, ShardSet, Shuffle, ViewPlan,
 };
 use image::RgbImage;
 use indicatif::ProgressBar;
@@ -396,4 +396,73 @@ fn the_ilsvrc_layout_is_detected_and_its_flat_val_labelled() {
     );
     assert_eq!(val.name(0), "val/ILSVRC2012_val_00000001.JPEG");
     assert_eq!(val.patch(0).unwrap().len(), 8 * 8 * 3);
+}
+
+#[test]
+fn the_shard_shuffle_reads_each_shard_in_one_window_and_every_image_once() {
+    let base = temp_dir("shard-shuffle");
+    let src = base.join("src");
+    image_folder(&src, &[("train", "x", 12), ("train", "y", 11)]);
+    let out = base.join("out");
+    let options = PrepareOptions {
+        side: Some(8),
+        shard_size: 4,
+        ..PrepareOptions::default()
+    };
+    prepare(&src, &out, &options, &ProgressBar::hidden()).unwrap();
+    let shards = Arc::new(ShardSet::open(&out, "train").unwrap());
+    // 23 images in shards of 4: six runs of indices, the last of 3.
+    let blocks = shards.blocks();
+    assert_eq!(blocks.len(), 6);
+    assert_eq!(blocks[0], 0..4);
+    assert_eq!(blocks[5], 20..23);
+    let stats = Arc::new(DatasetStats::read(&out).unwrap());
+    let plan = ViewPlan::Train {
+        flip: true,
+        pca_sigma: 0.1,
+    };
+    let loader = |seed: u64, rank: usize, world_size: usize| {
+        let mut loader = BatchLoader::new(shards.clone(), stats.clone(), 6, 4, plan, seed).unwrap();
+        loader.shuffle = Shuffle::Shards;
+        loader.shuffle_window = 2;
+        (loader.rank, loader.world_size) = (rank, world_size);
+        loader
+    };
+    let epoch = |seed: u64, epoch: usize, rank: usize, world_size: usize| {
+        loader(seed, rank, world_size)
+            .epoch(epoch, 0)
+            .into_iter()
+            .map(Result::unwrap)
+            .map(|b| (b.indices, b.images))
+            .collect::<Vec<_>>()
+    };
+    let first = epoch(3, 0, 0, 1);
+    let order: Vec<usize> = first.iter().flat_map(|(i, _)| i.clone()).collect();
+    let mut seen = order.clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..23).collect::<Vec<_>>(), "every image once");
+    // Windows of two shards (three windows): each window's stretch of the epoch holds exactly
+    // the images of its two shards.
+    let planned = loader(3, 0, 1).order(0);
+    assert_eq!(planned.indices, order);
+    assert_eq!(planned.windows.len(), 3);
+    for window in &planned.windows {
+        let mut images = order[window.positions.clone()].to_vec();
+        images.sort_unstable();
+        let mut expected: Vec<usize> = window
+            .blocks
+            .iter()
+            .flat_map(|&b| blocks[b].clone())
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(images, expected, "{order:?}");
+    }
+    assert_eq!(epoch(3, 0, 0, 1), first, "repeatable from the seed");
+    assert_ne!(epoch(3, 1, 0, 1), first, "each epoch its own order");
+    // Two ranks' shares make up each batch of the one-process epoch, views included.
+    let (zero, one) = (epoch(3, 0, 0, 2), epoch(3, 0, 1, 2));
+    for ((whole, a), b) in first.iter().zip(&zero).zip(&one) {
+        assert_eq!([a.0.clone(), b.0.clone()].concat(), whole.0);
+        assert_eq!([a.1.clone(), b.1.clone()].concat(), whole.1);
+    }
 }

@@ -143,13 +143,30 @@ pub fn onnx_model(checkpoint: &Checkpoint) -> Result<Vec<u8>, InteropError> {
         &[1, 3, crop, crop],
         &centre_mean(&stats.mean_image, stats.side, crop),
     )];
+    // data.normalize's per-channel scale, after the mean as in training (absent when it is 1).
+    let scaled = stats.input_scale != [1.0; 3];
+    let centred = if scaled { "centred" } else { "input" };
     nodes.push(node(
         "Sub",
         "subtract_mean",
         &["pixels", "mean_crop"],
-        "input",
+        centred,
         vec![],
     ));
+    if scaled {
+        initializers.push(initializer(
+            "input_scale",
+            &[1, 3, 1, 1],
+            &stats.input_scale,
+        ));
+        nodes.push(node(
+            "Mul",
+            "scale_channels",
+            &[centred, "input_scale"],
+            "input",
+            vec![],
+        ));
+    }
     let activation = match config.activation {
         Activation::Relu => "Relu",
         Activation::Tanh => "Tanh",

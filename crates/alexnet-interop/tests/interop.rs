@@ -54,7 +54,7 @@ fn python(script: &str, args: &[&Path]) -> serde_json::Value {
 }
 
 /// Our logits for `pixels` (`[N, 3, S, S]` RGB on 0..255): the centre of the checkpoint's mean
-/// image subtracted, as `predict` does for a centre crop, then the network.
+/// image subtracted and each channel scaled, as `predict` does for a centre crop, then the network.
 fn our_logits(checkpoint: &Checkpoint, pixels: &[f32], batch: usize) -> Vec<f32> {
     let device = Device::flex();
     let crop = checkpoint.recipe.model.input_size();
@@ -63,7 +63,8 @@ fn our_logits(checkpoint: &Checkpoint, pixels: &[f32], batch: usize) -> Vec<f32>
     let mut input = pixels.to_vec();
     for (i, value) in input.iter_mut().enumerate() {
         let (c, y, x) = ((i / (crop * crop)) % 3, (i / crop) % crop, i % crop);
-        *value -= stats.mean_image[(c * stats.side + offset + y) * stats.side + offset + x];
+        let mean = stats.mean_image[(c * stats.side + offset + y) * stats.side + offset + x];
+        *value = (*value - mean) * stats.input_scale[c];
     }
     let model = model_from_checkpoint(checkpoint, &device).unwrap();
     let images = Tensor::<4>::from_data(TensorData::new(input, [batch, 3, crop, crop]), &device);
@@ -232,6 +233,12 @@ fn scaled_checkpoint(arch: Arch) -> Checkpoint {
             mean_image: (0..3 * side * side)
                 .map(|i| 100.0 + (i % 61) as f32)
                 .collect(),
+            // data.normalize's scale on the small net, which the graph must apply after the mean.
+            input_scale: if arch == Arch::AlexnetCifar {
+                [0.02, 0.015, 0.03]
+            } else {
+                [1.0; 3]
+            },
             ..DatasetStats::flat(side, [0.0; 3])
         },
     }

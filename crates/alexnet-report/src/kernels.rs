@@ -100,6 +100,7 @@ mod tests {
                 mean_image: vec![0.0; 3],
                 eigenvalues: [1.0; 3],
                 eigenvectors: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+                input_scale: [1.0; 3],
             },
         }
     }

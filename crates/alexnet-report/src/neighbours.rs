@@ -131,8 +131,8 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
-/// A digest of what the features depend on: the weights and the mean image subtracted from the
-/// input. Two checkpoints with the same weights give the same key.
+/// A digest of what the features depend on: the weights, and the mean image and per-channel
+/// scale that prepare the input. Two checkpoints with the same weights give the same key.
 pub fn checkpoint_key(checkpoint: &Checkpoint) -> String {
     let mut hasher = std::hash::DefaultHasher::new();
     for tensor in &checkpoint.weights {
@@ -142,8 +142,8 @@ pub fn checkpoint_key(checkpoint: &Checkpoint) -> String {
             .iter()
             .for_each(|v| hasher.write_u32(v.to_bits()));
     }
-    let mean = &checkpoint.stats.mean_image;
-    mean.iter().for_each(|v| hasher.write_u32(v.to_bits()));
+    let stats = &checkpoint.stats;
+    (stats.mean_image.iter().chain(&stats.input_scale)).for_each(|v| hasher.write_u32(v.to_bits()));
     format!(
         "{} epoch {} step {} weights {:016x}",
         checkpoint.recipe.model.arch,

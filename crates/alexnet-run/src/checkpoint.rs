@@ -391,6 +391,7 @@ mod tests {
             mean_image: (0..12).map(|v| v as f32).collect(),
             eigenvalues: [3.0, 2.0, 1.0],
             eigenvectors: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            input_scale: [0.5, 0.25, 2.0], // data.normalize's, which eval must get back
         }
     }
 

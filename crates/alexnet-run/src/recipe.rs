@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alexnet_data::{BadInputPolicy, DataFormat};
+use alexnet_data::{BadInputPolicy, DataFormat, Shuffle};
 use alexnet_model::{ModelConfig, ModelError};
 use serde::{Deserialize, Serialize};
 
@@ -132,8 +132,17 @@ pub struct DataRecipe {
     pub flip: bool,
     /// Section 4.1: standard deviation of the PCA colour noise coefficients (0 turns it off).
     pub pca_sigma: f32,
+    /// Not in the paper: divide every input channel by its standard deviation over the training
+    /// set once the mean image is subtracted (torchvision's `Normalize`), instead of feeding the
+    /// raw 0..255 differences.
+    pub normalize: bool,
     /// Batches built ahead of the training step.
     pub prefetch: usize,
+    /// The order of a training epoch: `global` (one permutation of the whole set) or `shards`
+    /// (shards in a random order, mixed `shuffle_window` at a time: for a set larger than memory).
+    pub shuffle: Shuffle,
+    /// Shards whose images are mixed together under `shuffle = "shards"`.
+    pub shuffle_window: usize,
     /// A file that cannot be read or decoded stops the run instead of being skipped and listed in
     /// the run's `skipped.tsv`.
     pub strict: bool,
@@ -155,7 +164,10 @@ impl Default for DataRecipe {
             resize: 256,
             flip: true,
             pca_sigma: 0.1,
+            normalize: false,
             prefetch: 3,
+            shuffle: Shuffle::Global,
+            shuffle_window: 16,
             strict: false,
         }
     }
@@ -463,6 +475,12 @@ impl Recipe {
             "in 1..=64",
             data.prefetch,
         )?;
+        check(
+            (1..=1_000_000).contains(&data.shuffle_window),
+            "data.shuffle_window",
+            "in 1..=1000000",
+            data.shuffle_window,
+        )?;
         self.model.validate().map_err(FieldError::Model)?;
         let input = self.model.input_size();
         if data.resize < input {
@@ -597,6 +615,7 @@ mod tests {
             ("data.resize=100000", "data.resize"),
             ("data.resize=0", "data.resize"),
             ("data.prefetch=0", "data.prefetch"),
+            ("data.shuffle_window=0", "data.shuffle_window"),
             ("data.pca_sigma=nan", "data.pca_sigma"),
             ("optim.batch_size=100000", "optim.batch_size"),
             ("optim.lr=inf", "optim.lr"),

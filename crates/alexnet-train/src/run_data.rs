@@ -22,7 +22,7 @@ pub struct RunData {
 
 /// Decodes both splits (or opens their shards). The training set's mean image and PCA come from
 /// `saved_stats` (a resumed run's checkpoint), from the shards' `stats.safetensors`, or are computed
-/// once; they are written to `run_dir/stats.safetensors`. Files skipped as bad input are listed in
+/// once, with `data.normalize`'s per-channel scale; they are written to `run_dir/stats.safetensors`. Files skipped as bad input are listed in
 /// `run_dir/skipped.tsv`.
 pub fn load_data(
     recipe: &Recipe,
@@ -42,7 +42,8 @@ pub fn load_data(
             let stats = match data.format {
                 DataFormat::Shards => DatasetStats::read(&data.dir)?,
                 _ => DatasetStats::compute(train.as_ref())?,
-            };
+            }
+            .normalized(data.normalize);
             stats.write(run_dir)?;
             stats
         }

@@ -246,6 +246,7 @@ fn loaders(
         seed,
     )?;
     train.prefetch = recipe.data.prefetch.max(1);
+    (train.shuffle, train.shuffle_window) = (recipe.data.shuffle, recipe.data.shuffle_window);
     (train.rank, train.world_size) = (peers.rank, peers.world_size);
     let val = match &data.val {
         Some(val) => Some(BatchLoader::new(

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use alexnet_data::augment::{pca_colour_shift, random_view, write_view};
 use alexnet_data::decode::load_square_patch;
-use alexnet_data::{BatchLoader, DatasetStats, ImageFolder, PatchSource, ShardSet, ViewPlan};
+use alexnet_data::{
+    BatchLoader, DatasetStats, ImageFolder, PatchSource, ShardSet, Shuffle, ViewPlan,
+};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rand::SeedableRng;
@@ -51,6 +53,13 @@ pub struct DataBenchArgs {
     /// Timed passes per row; the median is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Also time whole epochs of the training loader over --shards, each from a cold page cache
+    /// (dropped first, which needs root), once per order given: `global`, `shards` (data.shuffle).
+    #[arg(long, value_delimiter = ',')]
+    epoch_shuffle: Vec<String>,
+    /// Shards mixed at once by the `shards` order (data.shuffle_window).
+    #[arg(long, default_value_t = 16)]
+    shuffle_window: usize,
     /// Also write the rows as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -103,6 +112,20 @@ fn placeholder_stats(side: usize) -> DatasetStats {
         mean_image: vec![120.0; 3 * side * side],
         eigenvalues: [4000.0, 300.0, 50.0],
         eigenvectors: [[0.58, 0.58, 0.58], [-0.7, 0.0, 0.7], [0.4, -0.8, 0.4]],
+        input_scale: [1.0; 3],
+    }
+}
+
+/// Empties the kernel's page cache, so the next reads come from the disk; says so when it cannot
+/// (not root), since the epoch figures are then warm.
+fn drop_page_cache() {
+    let synced = std::process::Command::new("sync")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !synced || std::fs::write("/proc/sys/vm/drop_caches", "3").is_err() {
+        eprintln!(
+            "note: could not drop the page cache (needs root): this epoch may read from memory"
+        );
     }
 }
 
@@ -191,6 +214,26 @@ pub fn bench_data(args: DataBenchArgs) -> Result<()> {
         for &t in &threads {
             let seconds = timed(t, args.repeat, &pass)?;
             rows.push(row("shards", t, order.len(), seconds));
+        }
+        for name in &args.epoch_shuffle {
+            let (source, shuffle) = match name.as_str() {
+                "global" => ("epoch-global", Shuffle::Global),
+                "shards" => ("epoch-shards", Shuffle::Shards),
+                other => bail!("--epoch-shuffle {other}: expected global or shards"),
+            };
+            let mut loader = loader.clone();
+            (loader.shuffle, loader.shuffle_window) = (shuffle, args.shuffle_window);
+            drop_page_cache();
+            let started = Instant::now();
+            for batch in loader.epoch(0, 0) {
+                std::hint::black_box(batch?);
+            }
+            rows.push(row(
+                source,
+                cores,
+                set.len(),
+                started.elapsed().as_secs_f64(),
+            ));
         }
     }
 

@@ -254,6 +254,26 @@ impl Shard {
             }
         }
     }
+
+    /// Asks the kernel to read records `records` (sorted) into the page cache now, each run of
+    /// neighbouring records as one sequential read (`madvise(MADV_WILLNEED)`). Only advice: a
+    /// refusal changes nothing but speed, so it is not an error.
+    pub fn read_ahead(&self, records: &[usize]) {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for record in records.iter().map(|&r| &self.index.records[r]) {
+            match runs.last_mut() {
+                Some((start, end)) if *end == record.offset => *end += record.length,
+                _ => runs.push((record.offset, record.offset + record.length)),
+            }
+        }
+        for (start, end) in runs {
+            let _ = self.map.advise_range(
+                memmap2::Advice::WillNeed,
+                start as usize,
+                (end - start) as usize,
+            );
+        }
+    }
 }
 
 #[cfg(test)]

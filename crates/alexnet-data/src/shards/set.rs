@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -186,5 +187,33 @@ impl PatchSource for ShardSet {
     }
     fn name(&self, index: usize) -> String {
         ShardSet::name(self, index).to_string()
+    }
+    fn blocks(&self) -> Vec<Range<usize>> {
+        // Images are numbered shard after shard, so each shard is one run of indices.
+        let mut blocks: Vec<Range<usize>> = Vec::with_capacity(self.shards.len());
+        for (index, &(shard, _)) in self.locations.iter().enumerate() {
+            match blocks.get_mut(shard as usize) {
+                Some(block) => block.end = index + 1,
+                None => blocks.push(index..index + 1),
+            }
+        }
+        blocks
+    }
+    fn read_ahead(&self, indices: &[usize]) {
+        let mut start = 0;
+        while start < indices.len() {
+            let shard = self.locations[indices[start]].0;
+            let end = start
+                + indices[start..]
+                    .iter()
+                    .position(|&i| self.locations[i].0 != shard)
+                    .unwrap_or(indices.len() - start);
+            let records: Vec<usize> = indices[start..end]
+                .iter()
+                .map(|&i| self.locations[i].1 as usize)
+                .collect();
+            self.shards[shard as usize].read_ahead(&records);
+            start = end;
+        }
     }
 }
