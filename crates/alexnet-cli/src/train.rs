@@ -137,7 +137,7 @@ impl TrainArgs {
     }
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
+pub fn run(mut args: TrainArgs) -> Result<()> {
     if args.epochs == Some(0) {
         anyhow::bail!("--epochs 0: nothing to train (give at least 1)");
     }
@@ -147,7 +147,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(devices) = args.devices {
         return run_on_local_devices(args, devices);
     }
-    let peers = (args.world_size > 1).then(|| PeerConfig {
+    // Started by mpirun or srun: MPI is the engine, and says which rank this is.
+    let mpi = mpi_launch();
+    if let Some((rank, world_size)) = mpi {
+        if args.world_size > 1 {
+            anyhow::bail!(
+                "--world-size {}: under mpirun the ranks come from MPI (give -np to mpirun instead)",
+                args.world_size
+            );
+        }
+        (args.rank, args.world_size) = (rank, world_size);
+    }
+    let peers = (args.world_size > 1 && mpi.is_none()).then(|| PeerConfig {
         rank: args.rank,
         world_size: args.world_size,
         coordinator: args.coordinator.clone(),
@@ -181,6 +192,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         stop_at_train_error: args.stop_at_train_error,
         quiet: args.quiet,
         peers,
+        mpi: mpi.is_some_and(|(_, world_size)| world_size > 1),
         local_data: if is_root { None } else { args.data.clone() },
         device_index: args.device_index,
     };
@@ -212,6 +224,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// (rank, world size) of this process when an MPI launcher started it: Open MPI's `mpirun`
+/// (`OMPI_COMM_WORLD_*`), or MPICH's and Slurm's PMI (`PMI_RANK`, `PMI_SIZE`).
+fn mpi_launch() -> Option<(usize, usize)> {
+    let read = |name: &str| std::env::var(name).ok()?.parse::<usize>().ok();
+    [
+        ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+        ("PMI_RANK", "PMI_SIZE"),
+    ]
+    .iter()
+    .find_map(|(rank, size)| Some((read(rank)?, read(size)?)))
 }
 
 /// `--devices N`: rank 0 here, ranks 1..N as child processes of the same program, joined over

@@ -8,11 +8,13 @@
 //! - [`run_data`]: the training and validation sets and their statistics.
 //! - [`stuck`]: the warning for a run stuck at chance with growing weights.
 //! - [`peers`], [`messages`], [`data_parallel`]: one network trained by several processes, each
-//!   on its share of every batch.
+//!   on its share of every batch; `mpi_world` (feature `mpi`): MPI as the engine under them.
 
 pub mod data_parallel;
 pub mod error;
 pub mod messages;
+#[cfg(feature = "mpi")]
+pub mod mpi_world;
 pub mod peers;
 pub mod run_data;
 pub mod sgd;

@@ -56,6 +56,8 @@ pub enum PeerError {
          stopping (the wait is --peer-timeout)"
     )]
     Silent { rank: usize, seconds: u64 },
+    #[error("mpi: {0}")]
+    Mpi(String),
 }
 
 /// Where this process stands among its peers.
@@ -176,6 +178,9 @@ pub struct Peers {
     links: Vec<Link>,
     /// Tells the heartbeat threads to end when the group is dropped.
     stop_heartbeats: Arc<AtomicBool>,
+    /// The MPI job, when MPI is the engine (no links then).
+    #[cfg(feature = "mpi")]
+    mpi: Option<crate::mpi_world::MpiWorld>,
 }
 
 impl Drop for Peers {
@@ -192,7 +197,57 @@ impl Peers {
             world_size: 1,
             links: Vec::new(),
             stop_heartbeats: Arc::new(AtomicBool::new(false)),
+            #[cfg(feature = "mpi")]
+            mpi: None,
         }
+    }
+
+    /// Joins the MPI job this process was started in (`mpirun`, `srun`), whose ranks must all
+    /// say the same `identity`. Needs the cargo feature `mpi`.
+    #[cfg(feature = "mpi")]
+    pub fn join_mpi(identity: &str) -> Result<Self, PeerError> {
+        let world = crate::mpi_world::MpiWorld::init()?;
+        let (rank, world_size) = (world.rank(), world.size());
+        let theirs = world.broadcast(identity.as_bytes().to_vec());
+        let group = Self {
+            rank,
+            world_size,
+            links: Vec::new(),
+            stop_heartbeats: Arc::new(AtomicBool::new(false)),
+            mpi: Some(world),
+        };
+        if theirs != identity.as_bytes() {
+            return Err(PeerError::Refused {
+                rank,
+                reason: format!(
+                    "rank 0 is {:?}, this rank is {identity:?}",
+                    String::from_utf8_lossy(&theirs)
+                ),
+            });
+        }
+        Ok(group)
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    pub fn join_mpi(_identity: &str) -> Result<Self, PeerError> {
+        Err(PeerError::Mpi(
+            "this alexnet was built without MPI; build it with `--features mpi` (and OpenMPI's \
+             libopenmpi-dev) to train under mpirun"
+                .into(),
+        ))
+    }
+
+    /// After a failed run under MPI: says `error` and ends every rank of the job, so that none
+    /// waits on this one. Nothing otherwise (the caller reports the error).
+    pub fn abort_on_error(&self, error: &dyn std::fmt::Display) {
+        #[cfg(feature = "mpi")]
+        if let Some(world) = &self.mpi
+            && self.world_size > 1
+        {
+            eprintln!("error: rank {} of {}: {error}", self.rank, self.world_size);
+            world.abort(1);
+        }
+        let _ = error;
     }
 
     pub fn is_root(&self) -> bool {
@@ -224,12 +279,19 @@ impl Peers {
             world_size: world,
             links,
             stop_heartbeats: stop,
+            #[cfg(feature = "mpi")]
+            mpi: None,
         })
     }
 
     /// Replaces `values` on every rank with their sum over all ranks, added in rank order.
     pub fn all_reduce_sum(&mut self, values: &mut [f32]) -> Result<(), PeerError> {
         if self.world_size == 1 {
+            return Ok(());
+        }
+        #[cfg(feature = "mpi")]
+        if let Some(world) = &self.mpi {
+            world.all_reduce_sum(values);
             return Ok(());
         }
         if self.is_root() {
@@ -266,6 +328,10 @@ impl Peers {
 
     /// Rank 0's `bytes`, on every rank (what other ranks pass in is replaced).
     pub fn broadcast(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>, PeerError> {
+        #[cfg(feature = "mpi")]
+        if let Some(world) = &self.mpi {
+            return Ok(world.broadcast(bytes));
+        }
         if self.is_root() {
             for link in &mut self.links {
                 link.send(&bytes)?;

@@ -47,6 +47,9 @@ pub struct TrainOptions {
     /// batch. Rank 0 reads the recipe (or the checkpoint it resumes from), validates and writes
     /// the run; the other ranks start from what it sends them and write nothing.
     pub peers: Option<PeerConfig>,
+    /// Data parallelism on MPI instead: this process is one rank of the MPI job it was started in
+    /// (`mpirun -np N alexnet train ...`); needs the cargo feature `mpi`.
+    pub mpi: bool,
     /// A rank other than 0 reads the training images here instead of rank 0's `data.dir` (the same
     /// data set, prepared the same way, on another machine).
     pub local_data: Option<PathBuf>,
@@ -89,9 +92,23 @@ pub fn validate(
 /// with `options.peers`, as one rank of a data-parallel run.
 pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, TrainError> {
     let mut peers = match &options.peers {
+        _ if options.mpi => Peers::join_mpi(PEER_IDENTITY)?,
         Some(config) => Peers::join(config, PEER_IDENTITY)?,
         None => Peers::alone(),
     };
+    let trained = train_as_rank(recipe, options, &mut peers);
+    if let Err(error) = &trained {
+        peers.abort_on_error(error);
+    }
+    trained
+}
+
+/// [`train`], as this rank of `peers`.
+fn train_as_rank(
+    recipe: Recipe,
+    options: &TrainOptions,
+    peers: &mut Peers,
+) -> Result<TrainSummary, TrainError> {
     let Start {
         lock: _lock,
         recipe,
@@ -99,10 +116,10 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
         data,
         devices,
         last_epoch,
-    } = start(recipe, options, &mut peers)?;
+    } = start(recipe, options, peers)?;
     let mut stuck = StuckWatch::new(state.class_names.len(), weight_norm(&state.weights));
     let mut learner = Learner::from_state(&recipe, &state, &devices)?;
-    let (train_loader, val_loader) = loaders(&recipe, &data, &peers)?;
+    let (train_loader, val_loader) = loaders(&recipe, &data, peers)?;
     let smoothing = recipe.optim.label_smoothing;
     let loss_function = CrossEntropyLossConfig::new()
         .with_smoothing((smoothing > 0.0).then_some(smoothing as f32))
@@ -117,7 +134,7 @@ pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, Tra
             &recipe,
             &train_loader,
             &loss_function,
-            &mut peers,
+            peers,
             &devices,
             options.quiet,
         )?;

@@ -1,0 +1,156 @@
+//! Data parallelism on MPI (`--features mpi`): `mpirun -np 2 alexnet train ...` trains the
+//! network one process trains, and a rank that dies or fails ends the whole job, never a hang.
+//! Needs Open MPI's `mpirun` (`.ci/run` installs it); as root, with its allow-run-as-root switches.
+#![cfg(feature = "mpi")]
+
+mod common;
+use common::*;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `mpirun` with what it needs on a 2-core machine (more ranks than cores) run by root.
+fn mpirun() -> Command {
+    let mut command = Command::new("mpirun");
+    command
+        .current_dir(repo_root())
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .arg("--oversubscribe");
+    command
+}
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_alexnet")
+}
+
+fn finished(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn two_mpi_ranks_train_the_same_network_as_one_process() {
+    let data = fixtures();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("mpi-same");
+    let alone = dir.join("alone");
+    let out = alexnet(&train_args(alone.to_str().unwrap(), data));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let ranks = dir.join("ranks");
+    let out = mpirun()
+        .args(["-np", "2", binary()])
+        .args(train_args(ranks.to_str().unwrap(), data))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 500 images, batches of 100 split in halves: rank 1 trained on half of them, and wrote
+    // nothing (rank 0 keeps the run).
+    assert!(
+        stdout(&out).contains("rank 1 of 2 done: 1 epochs, trained on 250 images of 500"),
+        "{}",
+        stdout(&out)
+    );
+    assert_same_state(
+        &alone.join("last.safetensors"),
+        &ranks.join("last.safetensors"),
+        1e-5,
+    );
+    for (a, b) in metrics(&alone).iter().zip(&metrics(&ranks)) {
+        let loss = |m: &serde_json::Value| m["train_loss"].as_f64().unwrap();
+        assert!((loss(a) - loss(b)).abs() < 1e-5, "{a} vs {b}");
+        assert_eq!(a["train_top1_error"], b["train_top1_error"]);
+        assert_eq!(a["val_top1_error"], b["val_top1_error"]);
+    }
+}
+
+#[test]
+fn a_rank_that_fails_ends_the_mpi_job_with_its_error() {
+    let dir = temp_dir("mpi-fails");
+    let run = dir.join("run");
+    let missing = dir.join("no-such-data");
+    // Two programs in one job (MPMD): rank 1 is pointed at data that is not there.
+    let started = Instant::now();
+    let out = mpirun()
+        .args(["-np", "1", binary()])
+        .args(train_args(
+            run.to_str().unwrap(),
+            fixtures().to_str().unwrap(),
+        ))
+        .args([":", "-np", "1", binary()])
+        .args(train_args(
+            dir.join("other").to_str().unwrap(),
+            missing.to_str().unwrap(),
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: rank 1 of 2:") && err.contains("no-such-data"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "ended after {:?}",
+        started.elapsed()
+    );
+}
+
+/// The pid of the process of rank `rank` whose command line mentions `marker`.
+fn rank_pid(rank: usize, marker: &str) -> Option<u32> {
+    let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let command = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let environment = std::fs::read(entry.path().join("environ")).ok()?;
+            let has = |bytes: &[u8], text: &str| {
+                bytes
+                    .split(|&b| b == 0)
+                    .any(|part| String::from_utf8_lossy(part).contains(text))
+            };
+            (has(&command, marker) && has(&environment, &wanted)).then_some(pid)
+        })
+}
+
+#[test]
+fn a_killed_rank_ends_the_mpi_job_and_the_last_checkpoint_stays_whole() {
+    let data = fixtures();
+    let dir = temp_dir("mpi-killed");
+    let run = dir.join("run");
+    let run_text = run.to_str().unwrap();
+    let mut args = train_args(run_text, data.to_str().unwrap());
+    let epochs = args.iter().position(|&a| a == "--epochs").unwrap() + 1;
+    args[epochs] = "100";
+    let job = mpirun()
+        .args(["-np", "2", binary()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waited = Instant::now();
+    while !run.join("last.safetensors").exists() {
+        assert!(waited.elapsed().as_secs() < 120, "no epoch after 2 minutes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = rank_pid(1, run_text).expect("rank 1 is running");
+    let killed = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = finished(job);
+    let noticed = killed.elapsed();
+    assert!(!out.status.success(), "the job went on without rank 1");
+    assert!(noticed < Duration::from_secs(30), "ended after {noticed:?}");
+    // The last checkpoint rank 0 wrote is whole.
+    let out = alexnet(&["eval", run_text, "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
