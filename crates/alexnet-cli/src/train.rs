@@ -157,6 +157,10 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
             );
         }
         (args.rank, args.world_size) = (rank, world_size);
+        // One device per rank of a machine, unless told otherwise.
+        if args.device_index == 0 {
+            args.device_index = local_rank().unwrap_or(0);
+        }
     }
     let peers = (args.world_size > 1 && mpi.is_none()).then(|| PeerConfig {
         rank: args.rank,
@@ -238,13 +242,64 @@ fn mpi_launch() -> Option<(usize, usize)> {
     .find_map(|(rank, size)| Some((read(rank)?, read(size)?)))
 }
 
-/// `--devices N`: rank 0 here, ranks 1..N as child processes of the same program, joined over
-/// loopback on a free port.
+/// This rank's place among the ranks of its machine, as the MPI launcher says.
+fn local_rank() -> Option<usize> {
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok()?.parse().ok())
+}
+
+/// `--devices N`: N ranks on this machine: an `mpirun -np N` job in a build with MPI, else rank 0
+/// here and ranks 1..N as child processes of the same program, joined over loopback.
 fn run_on_local_devices(mut args: TrainArgs, devices: usize) -> Result<()> {
     if devices <= 1 {
         args.devices = None;
         return run(args);
     }
+    #[cfg(feature = "mpi")]
+    return run_under_mpirun(devices);
+    #[cfg(not(feature = "mpi"))]
+    run_over_loopback(args, devices)
+}
+
+/// `--devices N` in a build with MPI: this very command, less `--devices`, as the N ranks of an
+/// `mpirun -np N` job on this machine.
+#[cfg(feature = "mpi")]
+fn run_under_mpirun(devices: usize) -> Result<()> {
+    let program = std::env::current_exe().context("finding the alexnet program")?;
+    let mut rest = Vec::new();
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "--devices" => {
+                arguments.next();
+            }
+            a if a.starts_with("--devices=") => {}
+            _ => rest.push(argument),
+        }
+    }
+    let status = std::process::Command::new("mpirun")
+        .args(["-np", &devices.to_string(), "--oversubscribe"])
+        .arg(&program)
+        .args(&rest)
+        // Open MPI refuses to start as root unless told to; --devices is asked for explicitly.
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .status()
+        .context("starting mpirun (Open MPI: apt-get install openmpi-bin)")?;
+    if !status.success() {
+        anyhow::bail!("mpirun -np {devices} failed ({status})");
+    }
+    Ok(())
+}
+
+/// `--devices N` without MPI: our TCP hub on a free loopback port.
+#[cfg(not(feature = "mpi"))]
+fn run_over_loopback(mut args: TrainArgs, devices: usize) -> Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .context("finding a free port on 127.0.0.1 for the ranks to meet")?
