@@ -232,7 +232,7 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
 
 /// (rank, world size) of this process when an MPI launcher started it: Open MPI's `mpirun`
 /// (`OMPI_COMM_WORLD_*`), or MPICH's and Slurm's PMI (`PMI_RANK`, `PMI_SIZE`).
-fn mpi_launch() -> Option<(usize, usize)> {
+pub fn mpi_launch() -> Option<(usize, usize)> {
     let read = |name: &str| std::env::var(name).ok()?.parse::<usize>().ok();
     [
         ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),

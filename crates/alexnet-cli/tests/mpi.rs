@@ -154,3 +154,46 @@ fn a_killed_rank_ends_the_mpi_job_and_the_last_checkpoint_stays_whole() {
     let out = alexnet(&["eval", run_text, "--quiet"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn the_allreduce_benchmark_sums_a_whole_models_gradients_over_the_ranks() {
+    let out = mpirun()
+        .args([
+            "-np",
+            "2",
+            binary(),
+            "bench",
+            "allreduce",
+            "--model",
+            "alexnet-cifar",
+        ])
+        .args(["--classes", "10", "--iterations", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let report: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    // alexnet-cifar with 10 classes: the parameter count `alexnet info` gives.
+    let info = stdout(&alexnet(&[
+        "info",
+        "--model",
+        "alexnet-cifar",
+        "--classes",
+        "10",
+    ]));
+    let parameters = report["values"].as_u64().unwrap();
+    assert!(
+        info.contains(&format!("total: {parameters} parameters")),
+        "{parameters} values; {info}"
+    );
+    assert_eq!(report["ranks"], 2);
+    assert!(report["median_ms"].as_f64().unwrap() > 0.0);
+    // Alone it says what it needs.
+    let out = alexnet(&["bench", "allreduce"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("at least 2 ranks"),
+        "{}",
+        stderr(&out)
+    );
+}

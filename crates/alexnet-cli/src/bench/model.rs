@@ -85,6 +85,9 @@ struct ModelBench {
     peak_gflops: f64,
     share_of_peak: f64,
     peak_memory_mb: f64,
+    /// Ranks of a data-parallel step (1 alone), and the time of its gradient all-reduce alone.
+    ranks: usize,
+    allreduce_ms: f64,
     layers: Vec<LayerTime>,
 }
 
@@ -191,25 +194,33 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         "inference" => false,
         other => bail!("--mode {other}: expected train or inference"),
     };
+    // Under mpirun: one rank of a data-parallel step (gradients summed by MPI every step).
+    let mut peers = match crate::train::mpi_launch() {
+        Some((_, ranks)) if ranks > 1 => Peers::join_mpi("alexnet bench model")?,
+        _ => Peers::alone(),
+    };
     let plain: Device = device(&args.backend, 0)?;
     plain.seed(0);
     let images = Tensor::<4>::random([n, 3, side, side], Distribution::Normal(0.0, 50.0), &plain);
     let step_ms = if training {
         // The trainer's own step (`alexnet_train::step::train_step`) on a fixed batch.
         let devices = Devices::new(plain.clone());
+        // This rank's share of the batch (all of it alone), as the data-parallel trainer splits it.
+        let share = n * peers.rank / peers.world_size..n * (peers.rank + 1) / peers.world_size;
+        let pixels = images
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32 images");
+        let view = 3 * side * side;
         let batch = Batch {
-            images: images
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("f32 images"),
-            labels: (0..n).map(|i| i % args.classes).collect(),
-            indices: (0..n).collect(),
+            images: pixels[share.start * view..share.end * view].to_vec(),
+            labels: share.clone().map(|i| i % args.classes).collect(),
+            indices: share.collect(),
             views_per_image: 1,
             crop: side,
             global_len: n,
         };
         let loss_function = CrossEntropyLossConfig::new().init(&devices.autodiff);
-        let mut peers = Peers::alone();
         let mut slot = Some(Learner {
             model: AlexNet::new(&config, &devices.autodiff)?,
             sgd: PaperSgd::new(0.9, 5e-4),
@@ -255,6 +266,25 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         Vec::new()
     };
 
+    // The step's all-reduce on its own: the communication share of the step.
+    let allreduce_ms = if peers.world_size > 1 {
+        let mut gradients = vec![0.5f32; summary.params()];
+        let mut failure = None;
+        let ms = time_ms(1, args.iterations, || {
+            if let Err(e) = peers.all_reduce_sum(&mut gradients) {
+                failure = Some(e);
+            }
+        });
+        if let Some(e) = failure {
+            bail!("the benchmark's all-reduce failed: {e}");
+        }
+        ms
+    } else {
+        0.0
+    };
+    if !peers.is_root() {
+        return Ok(());
+    }
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let flops = 2.0 * summary.multiply_adds() as f64 * n as f64 * if training { 3.0 } else { 1.0 };
     let gflops = flops / (step_ms * 1e6);
@@ -273,6 +303,8 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         peak_gflops: peak,
         share_of_peak: gflops / peak,
         peak_memory_mb: peak_memory_mb(),
+        ranks: peers.world_size,
+        allreduce_ms,
         layers,
     };
     println!(
@@ -291,6 +323,15 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         peak,
         result.peak_memory_mb
     );
+    if result.ranks > 1 {
+        println!(
+            "data parallel over {} ranks (this rank's memory above): the gradient all-reduce \
+             alone takes {:.1} ms, {:.0}% of the step",
+            result.ranks,
+            allreduce_ms,
+            100.0 * allreduce_ms / step_ms
+        );
+    }
     if !result.layers.is_empty() {
         let total: f64 = result.layers.iter().map(|l| l.forward_backward_ms).sum();
         println!(
