@@ -171,48 +171,22 @@ mod tests {
         }
         let mut stats = flat_stats(side);
         stats.mean_image[2 * side + 1] = 5.0; // red mean at row 2, column 1
-        let mut out = vec![0.0; 3 * 4];
-        write_view(
-            &patch,
-            &stats,
-            2,
-            View {
-                x: 1,
-                y: 2,
-                flip: false,
-            },
-            [0.0; 3],
-            &mut out,
-        );
-        assert_eq!(&out[..4], &[12.0 - 5.0, 22.0, 13.0, 23.0]);
-        write_view(
-            &patch,
-            &stats,
-            2,
-            View {
-                x: 1,
-                y: 2,
-                flip: true,
-            },
-            [1.0, 0.0, 0.0],
-            &mut out,
+        // The crop of side 2 at (x 1, y 2).
+        let view = |stats: &DatasetStats, flip: bool, shift: [f32; 3]| {
+            let mut out = vec![0.0; 3 * 4];
+            write_view(&patch, stats, 2, View { x: 1, y: 2, flip }, shift, &mut out);
+            out
+        };
+        assert_eq!(
+            &view(&stats, false, [0.0; 3])[..4],
+            &[12.0 - 5.0, 22.0, 13.0, 23.0]
         );
         // Reflected: column order reversed, the mean still follows the source pixel.
+        let out = view(&stats, true, [1.0, 0.0, 0.0]);
         assert_eq!(&out[..4], &[23.0, 12.0 - 5.0 + 1.0, 24.0, 14.0]);
         // data.normalize: the difference and the shift, scaled per channel; green has value 0.
         stats.input_scale = [0.5, 0.25, 1.0];
-        write_view(
-            &patch,
-            &stats,
-            2,
-            View {
-                x: 1,
-                y: 2,
-                flip: false,
-            },
-            [1.0, 2.0, 0.0],
-            &mut out,
-        );
+        let out = view(&stats, false, [1.0, 2.0, 0.0]);
         assert_eq!(&out[..4], &[4.0, 11.5, 7.0, 12.0]);
         assert_eq!(&out[4..8], &[0.5; 4]);
     }

@@ -47,6 +47,26 @@ fn image_folder(src: &Path, per_class: &[(&str, &str, usize)]) -> Vec<(String, S
     made
 }
 
+/// An image folder of `per_class` images prepared at side 8 into shards of `shard_size`: its
+/// source, the prepared directory and the options used.
+fn prepared_folder(
+    name: &str,
+    per_class: &[(&str, &str, usize)],
+    shard_size: usize,
+) -> (PathBuf, PathBuf, PrepareOptions) {
+    let base = temp_dir(name);
+    let src = base.join("src");
+    image_folder(&src, per_class);
+    let out = base.join("out");
+    let options = PrepareOptions {
+        side: Some(8),
+        shard_size,
+        ..PrepareOptions::default()
+    };
+    prepare(&src, &out, &options, &ProgressBar::hidden()).unwrap();
+    (src, out, options)
+}
+
 fn all_patches(set: &dyn PatchSource) -> Vec<Vec<u8>> {
     (0..set.len())
         .map(|i| set.patch(i).unwrap().into_owned())
@@ -117,16 +137,7 @@ fn an_image_folder_reads_back_exactly_with_its_statistics() {
 
 #[test]
 fn an_interrupted_prepare_is_completed_without_redoing_finished_shards() {
-    let base = temp_dir("resume");
-    let src = base.join("src");
-    image_folder(&src, &[("train", "a", 7), ("train", "b", 6)]);
-    let out = base.join("out");
-    let options = PrepareOptions {
-        side: Some(8),
-        shard_size: 3,
-        ..PrepareOptions::default()
-    };
-    prepare(&src, &out, &options, &ProgressBar::hidden()).unwrap();
+    let (src, out, options) = prepared_folder("resume", &[("train", "a", 7), ("train", "b", 6)], 3);
     let first = all_patches(&ShardSet::open(&out, "train").unwrap());
     let shard = |k: usize| out.join(format!("train/shard-{k:05}.ash"));
     let modified = |k: usize| std::fs::metadata(shard(k)).unwrap().modified().unwrap();
@@ -400,16 +411,11 @@ fn the_ilsvrc_layout_is_detected_and_its_flat_val_labelled() {
 
 #[test]
 fn the_shard_shuffle_reads_each_shard_in_one_window_and_every_image_once() {
-    let base = temp_dir("shard-shuffle");
-    let src = base.join("src");
-    image_folder(&src, &[("train", "x", 12), ("train", "y", 11)]);
-    let out = base.join("out");
-    let options = PrepareOptions {
-        side: Some(8),
-        shard_size: 4,
-        ..PrepareOptions::default()
-    };
-    prepare(&src, &out, &options, &ProgressBar::hidden()).unwrap();
+    let (_, out, _) = prepared_folder(
+        "shard-shuffle",
+        &[("train", "x", 12), ("train", "y", 11)],
+        4,
+    );
     let shards = Arc::new(ShardSet::open(&out, "train").unwrap());
     // 23 images in shards of 4: six runs of indices, the last of 3.
     let blocks = shards.blocks();
