@@ -6,7 +6,7 @@ use std::time::Duration;
 use alexnet_data::Manifest;
 use alexnet_run::Recipe;
 use alexnet_run::recipe::Override;
-use alexnet_train::{PeerConfig, TrainOptions, train};
+use alexnet_train::{MpiOptions, PeerConfig, TrainOptions, train};
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -196,7 +196,11 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
         stop_at_train_error: args.stop_at_train_error,
         quiet: args.quiet,
         peers,
-        mpi: mpi.is_some_and(|(_, world_size)| world_size > 1),
+        mpi: mpi
+            .is_some_and(|(_, world_size)| world_size > 1)
+            .then_some(MpiOptions {
+                peer_timeout: Duration::from_secs(args.peer_timeout),
+            }),
         local_data: if is_root { None } else { args.data.clone() },
         device_index: args.device_index,
     };

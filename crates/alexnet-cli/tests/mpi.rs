@@ -116,10 +116,10 @@ fn rank_pid(rank: usize, marker: &str) -> Option<u32> {
         })
 }
 
-#[test]
-fn a_killed_rank_ends_the_mpi_job_and_the_last_checkpoint_stays_whole() {
+/// A 100-epoch job of two ranks into `dir/run`, once its first epoch is on disk, with rank 1's
+/// process id; `extra` goes to both ranks.
+fn job_past_its_first_epoch(dir: &std::path::Path, extra: &[&str]) -> (Child, u32) {
     let data = fixtures();
-    let dir = temp_dir("mpi-killed");
     let run = dir.join("run");
     let run_text = run.to_str().unwrap();
     let mut args = train_args(run_text, data.to_str().unwrap());
@@ -128,6 +128,7 @@ fn a_killed_rank_ends_the_mpi_job_and_the_last_checkpoint_stays_whole() {
     let job = mpirun()
         .args(["-np", "2", binary()])
         .args(args)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -137,22 +138,49 @@ fn a_killed_rank_ends_the_mpi_job_and_the_last_checkpoint_stays_whole() {
         assert!(waited.elapsed().as_secs() < 120, "no epoch after 2 minutes");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pid = rank_pid(1, run_text).expect("rank 1 is running");
+    (job, rank_pid(1, run_text).expect("rank 1 is running"))
+}
+
+fn signal(name: &str, pid: u32) -> bool {
+    Command::new("kill")
+        .args([name, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn a_killed_rank_ends_the_mpi_job_and_the_last_checkpoint_stays_whole() {
+    let dir = temp_dir("mpi-killed");
+    let (job, rank1) = job_past_its_first_epoch(&dir, &[]);
     let killed = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(signal("-KILL", rank1));
     let out = finished(job);
     let noticed = killed.elapsed();
     assert!(!out.status.success(), "the job went on without rank 1");
     assert!(noticed < Duration::from_secs(30), "ended after {noticed:?}");
     // The last checkpoint rank 0 wrote is whole.
-    let out = alexnet(&["eval", run_text, "--quiet"]);
+    let out = alexnet(&["eval", dir.join("run").to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_frozen_rank_ends_the_mpi_job_within_the_peer_timeout() {
+    let dir = temp_dir("mpi-frozen");
+    let (job, rank1) = job_past_its_first_epoch(&dir, &["--peer-timeout", "3"]);
+    // Stopped as a hung machine would be: its process and connections are still there.
+    let stopped = Instant::now();
+    assert!(signal("-STOP", rank1));
+    let out = finished(job);
+    let noticed = stopped.elapsed();
+    signal("-KILL", rank1);
+    assert!(!out.status.success(), "the job went on without rank 1");
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: rank 0 of 2: waited 3 s for the other ranks"),
+        "{err}"
+    );
+    assert!(noticed < Duration::from_secs(20), "ended after {noticed:?}");
 }
 
 #[test]

@@ -70,6 +70,9 @@ pub fn evaluate(
         .collect::<Option<Vec<_>>>()
     {
         let batches = batches.into_iter().collect::<Result<Vec<_>, _>>()?;
+        if batches[0].is_empty() {
+            continue; // a data-parallel rank's share of a short last batch
+        }
         let pairs: Vec<_> = members.iter().map(|(m, _)| m).zip(&batches).collect();
         let probabilities = ensemble_probabilities(&pairs, device);
         let batch = &batches[0];

@@ -254,7 +254,7 @@ pub fn execute(
         stop_at_train_error: run.stop_at_train_error,
         quiet,
         peers: None,
-        mpi: false,
+        mpi: None,
         local_data: None,
         device_index: 0,
     };

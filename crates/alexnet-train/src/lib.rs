@@ -25,4 +25,4 @@ pub mod trainer;
 
 pub use error::TrainError;
 pub use peers::{PeerConfig, Peers};
-pub use trainer::{TrainOptions, train};
+pub use trainer::{MpiOptions, TrainOptions, train};

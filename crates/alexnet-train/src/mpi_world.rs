@@ -10,6 +10,15 @@
 //! - A rank whose training fails prints its error and calls `MPI_Abort`, which ends every rank
 //!   of the job at once; a rank that dies (killed, crashed) is noticed by the launcher, which
 //!   ends the others. No rank waits forever on a peer that is gone.
+//! - A rank that is there but says nothing (stopped with SIGSTOP, a hung machine) would keep
+//!   the others in a collective for ever: once training runs, a watchdog thread ends this rank's
+//!   process when one collective has waited longer than `--peer-timeout`, and the launcher then
+//!   ends the job. (Starting, rank 0 may decode the data set for hours while the others wait:
+//!   that wait is not watched.)
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
@@ -21,6 +30,7 @@ use crate::peers::PeerError;
 /// This process's place in the MPI job. Dropping it finalises MPI.
 pub struct MpiWorld {
     world: SimpleCommunicator,
+    watch: Arc<Watch>,
     // Last: MPI is finalised when the universe goes, after every use of the communicator.
     _universe: Universe,
 }
@@ -33,8 +43,33 @@ impl MpiWorld {
         ))?;
         Ok(Self {
             world: universe.world(),
+            watch: Arc::new(Watch {
+                epoch: Instant::now(),
+                since_ms: AtomicU64::new(IDLE),
+            }),
             _universe: universe,
         })
+    }
+
+    /// From now on, a collective that waits longer than `timeout` for the other ranks ends this
+    /// process with an error (exit status 1), and with it the job.
+    pub fn watch_collectives(&self, timeout: Duration) {
+        let (watch, rank, size) = (self.watch.clone(), self.rank(), self.size());
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep((timeout / 4).min(Duration::from_secs(1)));
+                let since = watch.since_ms.load(Ordering::Relaxed);
+                let now = watch.epoch.elapsed().as_millis() as u64;
+                if since != IDLE && now.saturating_sub(since) > timeout.as_millis() as u64 {
+                    eprintln!(
+                        "error: rank {rank} of {size}: waited {} s for the other ranks (one \
+                         stopped, frozen or cut off?); ending the job (the wait is --peer-timeout)",
+                        timeout.as_secs()
+                    );
+                    std::process::exit(1);
+                }
+            }
+        });
     }
 
     pub fn rank(&self) -> usize {
@@ -47,6 +82,7 @@ impl MpiWorld {
 
     /// Replaces `values` on every rank with their sum over all ranks.
     pub fn all_reduce_sum(&self, values: &mut [f32]) {
+        let _waiting = self.watch.enter();
         let mine = values.to_vec();
         self.world
             .all_reduce_into(&mine[..], values, SystemOperation::sum());
@@ -54,6 +90,7 @@ impl MpiWorld {
 
     /// Rank 0's `bytes` on every rank (what the others pass in is replaced).
     pub fn broadcast(&self, mut bytes: Vec<u8>) -> Vec<u8> {
+        let _waiting = self.watch.enter();
         let root = self.world.process_at_rank(0);
         let mut length = bytes.len() as u64;
         root.broadcast_into(&mut length);
@@ -65,5 +102,31 @@ impl MpiWorld {
     /// Ends every rank of the job with exit status `code`.
     pub fn abort(&self, code: i32) -> ! {
         self.world.abort(code)
+    }
+}
+
+/// `since_ms` when no collective is under way.
+const IDLE: u64 = u64::MAX;
+
+/// When the collective under way began (ms after `epoch`), for the watchdog.
+struct Watch {
+    epoch: Instant,
+    since_ms: AtomicU64,
+}
+
+impl Watch {
+    fn enter(&self) -> Waiting<'_> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.since_ms.store(now, Ordering::Relaxed);
+        Waiting(self)
+    }
+}
+
+/// A collective under way; its end marks the watch idle.
+struct Waiting<'a>(&'a Watch);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.since_ms.store(IDLE, Ordering::Relaxed);
     }
 }

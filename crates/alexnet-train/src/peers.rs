@@ -237,6 +237,18 @@ impl Peers {
         ))
     }
 
+    /// Under MPI: from now on, a collective that waits longer than `timeout` ends the job (the
+    /// TCP hub has its heartbeats for this). Nothing otherwise.
+    pub fn watch_collectives(&self, timeout: std::time::Duration) {
+        #[cfg(feature = "mpi")]
+        if let Some(world) = &self.mpi
+            && self.world_size > 1
+        {
+            world.watch_collectives(timeout);
+        }
+        let _ = timeout;
+    }
+
     /// After a failed run under MPI: says `error` and ends every rank of the job, so that none
     /// waits on this one. Nothing otherwise (the caller reports the error).
     pub fn abort_on_error(&self, error: &dyn std::fmt::Display) {

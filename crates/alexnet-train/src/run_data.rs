@@ -12,8 +12,8 @@ use alexnet_run::Recipe;
 
 use crate::error::TrainError;
 
-/// Training and validation sets, with the training set's statistics. Ranks other than 0 of a
-/// data-parallel run do not validate, and have no validation set.
+/// Training and validation sets, with the training set's statistics (every rank of a
+/// data-parallel run validates its share of the validation set).
 pub struct RunData {
     pub train: Arc<dyn PatchSource>,
     pub val: Option<Arc<dyn PatchSource>>,

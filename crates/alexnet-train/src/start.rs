@@ -135,8 +135,8 @@ fn start_as_root(
     })
 }
 
-/// Any other rank: everything comes from rank 0 but the training images, read from
-/// `options.local_data` or else from rank 0's `data.dir`.
+/// Any other rank: everything comes from rank 0 but the images (training and validation), read
+/// from `options.local_data` or else from rank 0's `data.dir`.
 fn start_as_rank(options: &TrainOptions, peers: &mut Peers) -> Result<Start, TrainError> {
     let state: Checkpoint = peers.from_root(None)?;
     let last_epoch: usize = peers.from_root(None)?;
@@ -148,10 +148,16 @@ fn start_as_rank(options: &TrainOptions, peers: &mut Peers) -> Result<Start, Tra
     let data = &recipe.data;
     let train = load_recipe_split(&recipe, &data.train_split, options.quiet)?;
     let train = with_classes_of(train, &state.class_names, &data.dir.join(&data.train_split))?;
-    report_skipped(&[(&data.train_split, &train)], None)?;
+    // Every rank validates its share of the validation set.
+    let val = load_recipe_split(&recipe, &data.val_split, options.quiet)?;
+    let val = with_classes_of(val, &state.class_names, &data.dir.join(&data.val_split))?;
+    report_skipped(
+        &[(&data.train_split, &train), (&data.val_split, &val)],
+        None,
+    )?;
     let data = RunData {
         train,
-        val: None,
+        val: Some(val),
         stats: Arc::new(state.stats.clone()),
     };
     Ok(Start {

@@ -48,13 +48,19 @@ pub struct TrainOptions {
     /// the run; the other ranks start from what it sends them and write nothing.
     pub peers: Option<PeerConfig>,
     /// Data parallelism on MPI instead: this process is one rank of the MPI job it was started in
-    /// (`mpirun -np N alexnet train ...`); needs the cargo feature `mpi`.
-    pub mpi: bool,
+    /// (`mpirun -np N alexnet train ...`); needs the cargo feature `mpi`. Once training runs, a
+    /// collective that waits longer than `peer_timeout` for the others ends the job.
+    pub mpi: Option<MpiOptions>,
     /// A rank other than 0 reads the training images here instead of rank 0's `data.dir` (the same
     /// data set, prepared the same way, on another machine).
     pub local_data: Option<PathBuf>,
     /// Which device of the backend this process uses (one GPU per rank).
     pub device_index: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MpiOptions {
+    pub peer_timeout: std::time::Duration,
 }
 
 /// What the peers check they agree on before training together.
@@ -92,7 +98,7 @@ pub fn validate(
 /// with `options.peers`, as one rank of a data-parallel run.
 pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, TrainError> {
     let mut peers = match &options.peers {
-        _ if options.mpi => Peers::join_mpi(PEER_IDENTITY)?,
+        _ if options.mpi.is_some() => Peers::join_mpi(PEER_IDENTITY)?,
         Some(config) => Peers::join(config, PEER_IDENTITY)?,
         None => Peers::alone(),
     };
@@ -117,6 +123,9 @@ fn train_as_rank(
         devices,
         last_epoch,
     } = start(recipe, options, peers)?;
+    if let Some(mpi) = options.mpi {
+        peers.watch_collectives(mpi.peer_timeout);
+    }
     let mut stuck = StuckWatch::new(state.class_names.len(), weight_norm(&state.weights));
     let mut learner = Learner::from_state(&recipe, &state, &devices)?;
     let (train_loader, val_loader) = loaders(&recipe, &data, peers)?;
@@ -125,6 +134,8 @@ fn train_as_rank(
         .with_smoothing((smoothing > 0.0).then_some(smoothing as f32))
         .init(&devices.autodiff);
     let mut summary = TrainSummary::new(&options.run_dir, learner.progress.epochs_done);
+    // Rank 0 speaks for the group.
+    let quiet = options.quiet || !peers.is_root();
     while learner.progress.epochs_done < last_epoch {
         seed_dropout(&devices, &recipe, learner.progress.epochs_done, peers.rank);
         let lr_before = learner.progress.schedule.lr;
@@ -136,7 +147,7 @@ fn train_as_rank(
             &loss_function,
             peers,
             &devices,
-            options.quiet,
+            quiet,
         )?;
 
         // A rate set at every step is reported as its last step's.
@@ -146,16 +157,16 @@ fn train_as_rank(
             lr_before
         };
 
-        // Rank 0 validates; every rank's schedule follows its errors.
+        // Each rank validates its share of every validation batch; the counts are summed, so
+        // every rank's schedule follows the errors of the whole split.
         let validation_started = Instant::now();
-        let errors = match &val_loader {
+        let [top1_error, top5_error] = match &val_loader {
             Some(loader) => {
-                let report = validate(&learner.model, loader, &devices.plain, options.quiet)?;
-                Some([report.top1_error, report.top5_error])
+                let report = validate(&learner.model, loader, &devices.plain, quiet)?;
+                errors_over_ranks(peers, &report)?
             }
-            None => None,
+            None => [f64::NAN; 2],
         };
-        let [top1_error, top5_error] = peers.from_root(errors)?;
         let seconds = totals.seconds + validation_started.elapsed().as_secs_f64();
 
         // Section 5: divide the learning rate by 10 when the validation error stops improving.
@@ -208,6 +219,20 @@ fn train_as_rank(
     Ok(summary)
 }
 
+/// Top-1 and top-5 error over every rank's share of the validation set (one rank: its own).
+fn errors_over_ranks(peers: &mut Peers, report: &EvalReport) -> Result<[f64; 2], TrainError> {
+    let images = report.images as f64;
+    // Counts, exact in f32 below 2^24 images.
+    let mut counts = [
+        (report.top1_error * images).round() as f32,
+        (report.top5_error * images).round() as f32,
+        report.images as f32,
+    ];
+    peers.all_reduce_sum(&mut counts)?;
+    let total = f64::from(counts[2]).max(1.0);
+    Ok([f64::from(counts[0]) / total, f64::from(counts[1]) / total])
+}
+
 /// Dropout draws from the backend's generator: seeding it per epoch makes a resumed run draw
 /// what the uninterrupted one would have. Each rank draws its own masks.
 fn seed_dropout(devices: &Devices, recipe: &Recipe, epoch: usize, rank: usize) {
@@ -240,7 +265,7 @@ impl TrainSummary {
     }
 }
 
-/// The training loader (this rank's share of every batch) and, on rank 0, the validation loader.
+/// The training and validation loaders, each building this rank's share of every batch.
 fn loaders(
     recipe: &Recipe,
     data: &RunData,
@@ -266,14 +291,18 @@ fn loaders(
     (train.shuffle, train.shuffle_window) = (recipe.data.shuffle, recipe.data.shuffle_window);
     (train.rank, train.world_size) = (peers.rank, peers.world_size);
     let val = match &data.val {
-        Some(val) => Some(BatchLoader::new(
-            val.clone(),
-            data.stats.clone(),
-            crop,
-            batch_size,
-            ViewPlan::Centre,
-            seed,
-        )?),
+        Some(val) => {
+            let mut loader = BatchLoader::new(
+                val.clone(),
+                data.stats.clone(),
+                crop,
+                batch_size,
+                ViewPlan::Centre,
+                seed,
+            )?;
+            (loader.rank, loader.world_size) = (peers.rank, peers.world_size);
+            Some(loader)
+        }
         None => None,
     };
     Ok((train, val))
