@@ -6,7 +6,7 @@ use std::time::Duration;
 use alexnet_data::Manifest;
 use alexnet_run::Recipe;
 use alexnet_run::recipe::Override;
-use alexnet_train::{MpiOptions, PeerConfig, TrainOptions, train};
+use alexnet_train::{MpiOptions, TrainOptions, train};
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -60,24 +60,13 @@ pub struct TrainArgs {
     #[arg(long)]
     quiet: bool,
     /// Data parallelism on this machine: train with N processes (one per device; on the CPU they
-    /// share its cores), each on 1/N of every batch. optim.batch_size stays the whole batch.
-    #[arg(long, value_name = "N", conflicts_with_all = ["world_size", "rank"])]
+    /// share its cores), each on 1/N of every batch, as an `mpirun -np N` job (needs a build with
+    /// `--features mpi`). optim.batch_size stays the whole batch. Across machines, start
+    /// `alexnet train` with mpirun or srun yourself.
+    #[arg(long, value_name = "N")]
     devices: Option<usize>,
-    /// Data parallelism across machines: how many processes (ranks) train together.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    world_size: usize,
-    /// This process's rank, 0..world-size. Rank 0 reads the recipe, validates and writes the run;
-    /// the others take the recipe from it (only --data applies to them) and write nothing.
-    #[arg(long, default_value_t = 0)]
-    rank: usize,
-    /// HOST:PORT where rank 0 listens and the other ranks connect.
-    #[arg(long, default_value = "127.0.0.1:29500")]
-    coordinator: String,
-    /// Seconds to wait for every rank to join.
-    #[arg(long, default_value_t = 300)]
-    join_timeout: u64,
-    /// Seconds a joined rank may stay silent (no message, no heartbeat) before the group stops
-    /// with an error naming it: a rank killed, stopped or cut off is noticed within this time.
+    /// Under MPI: once training runs, how many seconds one rank may wait for the others in one
+    /// collective before the job is ended (a rank stopped, frozen or cut off).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     peer_timeout: u64,
     /// Which device of the backend this process trains on (one GPU per rank).
@@ -147,29 +136,13 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
     if let Some(devices) = args.devices {
         return run_on_local_devices(args, devices);
     }
-    // Started by mpirun or srun: MPI is the engine, and says which rank this is.
-    let mpi = mpi_launch();
-    if let Some((rank, world_size)) = mpi {
-        if args.world_size > 1 {
-            anyhow::bail!(
-                "--world-size {}: under mpirun the ranks come from MPI (give -np to mpirun instead)",
-                args.world_size
-            );
-        }
-        (args.rank, args.world_size) = (rank, world_size);
+    // Started by mpirun or srun: one rank of a data-parallel job, which MPI numbers.
+    let (rank, world_size) = mpi_launch().unwrap_or((0, 1));
+    if world_size > 1 && args.device_index == 0 {
         // One device per rank of a machine, unless told otherwise.
-        if args.device_index == 0 {
-            args.device_index = local_rank().unwrap_or(0);
-        }
+        args.device_index = local_rank().unwrap_or(0);
     }
-    let peers = (args.world_size > 1 && mpi.is_none()).then(|| PeerConfig {
-        rank: args.rank,
-        world_size: args.world_size,
-        coordinator: args.coordinator.clone(),
-        join_timeout: Duration::from_secs(args.join_timeout),
-        peer_timeout: Duration::from_secs(args.peer_timeout),
-    });
-    let is_root = args.rank == 0;
+    let is_root = rank == 0;
     // A resumed run trains on with the recipe saved in its checkpoint; only --epochs may change.
     // Ranks other than 0 are sent theirs.
     let recipe = match &args.resume {
@@ -195,18 +168,15 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
         resume_epochs: args.epochs,
         stop_at_train_error: args.stop_at_train_error,
         quiet: args.quiet,
-        peers,
-        mpi: mpi
-            .is_some_and(|(_, world_size)| world_size > 1)
-            .then_some(MpiOptions {
-                peer_timeout: Duration::from_secs(args.peer_timeout),
-            }),
+        mpi: (world_size > 1).then_some(MpiOptions {
+            peer_timeout: Duration::from_secs(args.peer_timeout),
+        }),
         local_data: if is_root { None } else { args.data.clone() },
         device_index: args.device_index,
     };
     let summary = train(recipe, &options).with_context(|| match is_root {
         true => format!("training into {}", run_dir.display()),
-        false => format!("training as rank {} of {}", args.rank, args.world_size),
+        false => format!("training as rank {rank} of {world_size}"),
     })?;
     match summary.epochs.last() {
         Some(last) if is_root => println!(
@@ -218,8 +188,8 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
             summary.best_checkpoint.display()
         ),
         Some(last) => println!(
-            "rank {} of {} done: {} epochs, trained on {} images of {}; rank 0 keeps the run",
-            args.rank, args.world_size, last.epoch, summary.local_images, summary.images
+            "rank {rank} of {world_size} done: {} epochs, trained on {} images of {}; rank 0 keeps the run",
+            last.epoch, summary.local_images, summary.images
         ),
         None => println!(
             "nothing to do: {} has {} epochs done already{}",
@@ -257,23 +227,19 @@ fn local_rank() -> Option<usize> {
     .find_map(|name| std::env::var(name).ok()?.parse().ok())
 }
 
-/// `--devices N`: N ranks on this machine: an `mpirun -np N` job in a build with MPI, else rank 0
-/// here and ranks 1..N as child processes of the same program, joined over loopback.
+/// `--devices N`: this very command, less `--devices`, as the N ranks of an `mpirun -np N` job on
+/// this machine.
 fn run_on_local_devices(mut args: TrainArgs, devices: usize) -> Result<()> {
     if devices <= 1 {
         args.devices = None;
         return run(args);
     }
-    #[cfg(feature = "mpi")]
-    return run_under_mpirun(devices);
-    #[cfg(not(feature = "mpi"))]
-    run_over_loopback(args, devices)
-}
-
-/// `--devices N` in a build with MPI: this very command, less `--devices`, as the N ranks of an
-/// `mpirun -np N` job on this machine.
-#[cfg(feature = "mpi")]
-fn run_under_mpirun(devices: usize) -> Result<()> {
+    if cfg!(not(feature = "mpi")) {
+        anyhow::bail!(
+            "--devices {devices}: data parallelism runs on MPI, and this alexnet was built \
+             without it (cargo build --release --features mpi, with Open MPI installed)"
+        );
+    }
     let program = std::env::current_exe().context("finding the alexnet program")?;
     let mut rest = Vec::new();
     let mut arguments = std::env::args().skip(1);
@@ -299,51 +265,6 @@ fn run_under_mpirun(devices: usize) -> Result<()> {
         anyhow::bail!("mpirun -np {devices} failed ({status})");
     }
     Ok(())
-}
-
-/// `--devices N` without MPI: our TCP hub on a free loopback port.
-#[cfg(not(feature = "mpi"))]
-fn run_over_loopback(mut args: TrainArgs, devices: usize) -> Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .context("finding a free port on 127.0.0.1 for the ranks to meet")?
-        .port();
-    let coordinator = format!("127.0.0.1:{port}");
-    let program = std::env::current_exe().context("finding the alexnet program")?;
-    let mut children = Vec::new();
-    for rank in 1..devices {
-        let child = std::process::Command::new(&program)
-            .args(["train", "--quiet", "--world-size", &devices.to_string()])
-            .args([
-                "--rank",
-                &rank.to_string(),
-                "--device-index",
-                &rank.to_string(),
-            ])
-            .args(["--coordinator", &coordinator])
-            .args(["--join-timeout", &args.join_timeout.to_string()])
-            .args(["--peer-timeout", &args.peer_timeout.to_string()])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting rank {rank}"))?;
-        children.push((rank, child));
-    }
-    args.devices = None;
-    (args.world_size, args.rank, args.coordinator) = (devices, 0, coordinator);
-    let result = run(args);
-    for (rank, mut child) in children {
-        if result.is_err() {
-            // They would wait for a rank 0 that is gone.
-            let _ = child.kill();
-        }
-        let status = child
-            .wait()
-            .with_context(|| format!("waiting for rank {rank}"))?;
-        if result.is_ok() && !status.success() {
-            anyhow::bail!("rank {rank} of {devices} failed ({status})");
-        }
-    }
-    result
 }
 
 /// A share in 0..=1, for --stop-at-train-error.

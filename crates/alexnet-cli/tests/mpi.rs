@@ -56,6 +56,17 @@ fn two_mpi_ranks_train_the_same_network_as_one_process() {
         &ranks.join("last.safetensors"),
         1e-5,
     );
+    // --devices 2 is the same job, started for the user.
+    let devices = dir.join("devices");
+    let mut args = train_args(devices.to_str().unwrap(), data);
+    args.extend(["--devices", "2"]);
+    let out = alexnet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_state(
+        &alone.join("last.safetensors"),
+        &devices.join("last.safetensors"),
+        1e-5,
+    );
     for (a, b) in metrics(&alone).iter().zip(&metrics(&ranks)) {
         let loss = |m: &serde_json::Value| m["train_loss"].as_f64().unwrap();
         assert!((loss(a) - loss(b)).abs() < 1e-5, "{a} vs {b}");

@@ -253,7 +253,6 @@ pub fn execute(
         resume_epochs: Some(run.epochs),
         stop_at_train_error: run.stop_at_train_error,
         quiet,
-        peers: None,
         mpi: None,
         local_data: None,
         device_index: 0,

@@ -24,5 +24,5 @@ pub mod stuck;
 pub mod trainer;
 
 pub use error::TrainError;
-pub use peers::{PeerConfig, Peers};
+pub use peers::Peers;
 pub use trainer::{MpiOptions, TrainOptions, train};

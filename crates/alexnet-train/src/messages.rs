@@ -1,6 +1,6 @@
 //! What rank 0 tells the other ranks of a data-parallel run, as typed values over the byte
-//! broadcast of [`Peers`]: the starting state (a checkpoint), the epoch to stop at, and each
-//! epoch's validation errors (so that every rank's schedule follows rank 0's).
+//! broadcast of [`Peers`]: the starting state (a checkpoint), the epoch to stop at, and whether
+//! to stop early (so that every rank stops after the same epoch).
 
 use alexnet_run::Checkpoint;
 
@@ -24,7 +24,7 @@ impl Message for Checkpoint {
     }
 }
 
-/// Fixed-size values: a count, or the validation errors.
+/// Fixed-size values (a count).
 fn fixed<const N: usize>(what: &'static str, bytes: &[u8]) -> Result<[u8; N], TrainError> {
     bytes.try_into().map_err(|_| TrainError::BadMessage {
         what,
@@ -40,19 +40,6 @@ impl Message for usize {
     }
     fn decode(bytes: &[u8]) -> Result<Self, TrainError> {
         Ok(u64::from_le_bytes(fixed(Self::WHAT, bytes)?) as usize)
-    }
-}
-
-/// Validation top-1 and top-5 error.
-impl Message for [f64; 2] {
-    const WHAT: &'static str = "the validation errors";
-    fn encode(&self) -> Result<Vec<u8>, TrainError> {
-        Ok(self.iter().flat_map(|e| e.to_le_bytes()).collect())
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, TrainError> {
-        let bytes: [u8; 16] = fixed(Self::WHAT, bytes)?;
-        let half = |i: usize| f64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8"));
-        Ok([half(0), half(1)])
     }
 }
 
@@ -77,11 +64,6 @@ mod tests {
 
     #[test]
     fn values_survive_their_encoding_and_a_short_message_is_named() {
-        let errors = [0.25, 0.0625];
-        assert_eq!(
-            <[f64; 2]>::decode(&errors.encode().unwrap()).unwrap(),
-            errors
-        );
         assert_eq!(usize::decode(&41usize.encode().unwrap()).unwrap(), 41);
         let err = usize::decode(&[1, 2, 3]).unwrap_err().to_string();
         assert!(

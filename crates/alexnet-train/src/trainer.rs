@@ -23,7 +23,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::Device;
 
 use crate::error::{TrainError, io_error};
-use crate::peers::{PeerConfig, Peers};
+use crate::peers::Peers;
 use crate::run_data::RunData;
 use crate::start::{Start, start};
 use crate::step::{Devices, EpochTotals, Learner, train_epoch};
@@ -43,11 +43,7 @@ pub struct TrainOptions {
     pub stop_at_train_error: Option<f64>,
     /// Hide progress bars and per-epoch lines (tests).
     pub quiet: bool,
-    /// Data parallelism: this process is one rank of several, each training on its share of every
-    /// batch. Rank 0 reads the recipe (or the checkpoint it resumes from), validates and writes
-    /// the run; the other ranks start from what it sends them and write nothing.
-    pub peers: Option<PeerConfig>,
-    /// Data parallelism on MPI instead: this process is one rank of the MPI job it was started in
+    /// Data parallelism: this process is one rank of the MPI job it was started in
     /// (`mpirun -np N alexnet train ...`); needs the cargo feature `mpi`. Once training runs, a
     /// collective that waits longer than `peer_timeout` for the others ends the job.
     pub mpi: Option<MpiOptions>,
@@ -95,11 +91,10 @@ pub fn validate(
 }
 
 /// Trains `recipe` into `options.run_dir` (or resumes it), until `run.epochs` epochs are done;
-/// with `options.peers`, as one rank of a data-parallel run.
+/// with `options.mpi`, as one rank of a data-parallel run.
 pub fn train(recipe: Recipe, options: &TrainOptions) -> Result<TrainSummary, TrainError> {
-    let mut peers = match &options.peers {
-        _ if options.mpi.is_some() => Peers::join_mpi(PEER_IDENTITY)?,
-        Some(config) => Peers::join(config, PEER_IDENTITY)?,
+    let mut peers = match options.mpi {
+        Some(_) => Peers::join_mpi(PEER_IDENTITY)?,
         None => Peers::alone(),
     };
     let trained = train_as_rank(recipe, options, &mut peers);
