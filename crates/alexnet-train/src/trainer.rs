@@ -47,8 +47,8 @@ pub struct TrainOptions {
     /// (`mpirun -np N alexnet train ...`); needs the cargo feature `mpi`. Once training runs, a
     /// collective that waits longer than `peer_timeout` for the others ends the job.
     pub mpi: Option<MpiOptions>,
-    /// A rank other than 0 reads the training images here instead of rank 0's `data.dir` (the same
-    /// data set, prepared the same way, on another machine).
+    /// A rank other than 0 reads its training and validation images here instead of rank 0's
+    /// `data.dir` (the same data set, prepared the same way, on another machine).
     pub local_data: Option<PathBuf>,
     /// Which device of the backend this process uses (one GPU per rank).
     pub device_index: usize,
