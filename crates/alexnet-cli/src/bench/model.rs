@@ -290,7 +290,8 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
     let gflops = flops / (step_ms * 1e6);
     let peak = args
         .peak_gflops
-        .unwrap_or_else(|| estimated_peak_gflops(threads));
+        // Data parallel: the figures are the whole batch's, over every rank's cores.
+        .unwrap_or_else(|| estimated_peak_gflops(threads) * peers.world_size as f64);
     let result = ModelBench {
         model: args.model.clone(),
         mode: args.mode.clone(),
@@ -308,13 +309,16 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         layers,
     };
     println!(
-        "{} {} batch {} at {}x{} on {} threads ({}): {:.1} ms/step, {:.1} img/s, {:.1} GFLOP/s ({:.0}% of {:.0}), peak memory {:.0} MB",
+        "{} {} batch {} at {}x{} on {} ({}): {:.1} ms/step, {:.1} img/s, {:.1} GFLOP/s ({:.0}% of {:.0}), peak memory {:.0} MB",
         result.model,
         result.mode,
         n,
         side,
         side,
-        threads,
+        match result.ranks {
+            1 => format!("{threads} threads"),
+            ranks => format!("{ranks} ranks of {threads} threads"),
+        },
         args.backend,
         result.step_ms,
         result.images_per_second,
