@@ -6,7 +6,7 @@ use std::time::Duration;
 use alexnet_data::Manifest;
 use alexnet_run::Recipe;
 use alexnet_run::recipe::Override;
-use alexnet_train::{MpiOptions, TrainOptions, train};
+use alexnet_train::{MpiOptions, TrainOptions, local_rank, mpi_launch, train};
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -202,29 +202,6 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
         ),
     }
     Ok(())
-}
-
-/// (rank, world size) of this process when an MPI launcher started it: Open MPI's `mpirun`
-/// (`OMPI_COMM_WORLD_*`), or MPICH's and Slurm's PMI (`PMI_RANK`, `PMI_SIZE`).
-pub fn mpi_launch() -> Option<(usize, usize)> {
-    let read = |name: &str| std::env::var(name).ok()?.parse::<usize>().ok();
-    [
-        ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
-        ("PMI_RANK", "PMI_SIZE"),
-    ]
-    .iter()
-    .find_map(|(rank, size)| Some((read(rank)?, read(size)?)))
-}
-
-/// This rank's place among the ranks of its machine, as the MPI launcher says.
-fn local_rank() -> Option<usize> {
-    [
-        "OMPI_COMM_WORLD_LOCAL_RANK",
-        "MPI_LOCALRANKID",
-        "SLURM_LOCALID",
-    ]
-    .iter()
-    .find_map(|name| std::env::var(name).ok()?.parse().ok())
 }
 
 /// `--devices N`: this very command, less `--devices`, as the N ranks of an `mpirun -np N` job on

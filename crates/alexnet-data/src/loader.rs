@@ -234,22 +234,16 @@ impl BatchLoader {
         let loader = self.clone();
         std::thread::spawn(move || {
             let order = loader.order(epoch);
-            let mut reading = None; // the window whose successor has been asked for
+            // Under the shard shuffle: the first window not yet asked for. While a window's
+            // batches are built, this rank's images of the next one are read ahead.
+            let mut unread = None;
             for batch in first_batch..loader.batches_per_epoch() {
-                let window =
-                    order.window_at(loader.batch_positions(batch, order.indices.len()).start);
-                if let Some(window) = window.filter(|&w| reading != Some(w)) {
-                    // Under the shard shuffle, this rank's images of the next window are read
-                    // ahead while this window's are used (and this one's too, at the start).
-                    let first = if reading.is_none() {
-                        window
-                    } else {
-                        window + 1
-                    };
-                    for ahead in first..=window + 1 {
+                let start = loader.batch_positions(batch, order.indices.len()).start;
+                if let Some(window) = order.window_at(start) {
+                    for ahead in unread.unwrap_or(window)..=window + 1 {
                         loader.read_ahead(&order, ahead);
                     }
-                    reading = Some(window);
+                    unread = Some(unread.unwrap_or(0).max(window + 2));
                 }
                 let built = loader.build(epoch, &order.indices, batch);
                 let failed = built.is_err();
@@ -319,6 +313,91 @@ mod tests {
             .collect();
         assert_eq!(rest.len(), 2);
         assert_eq!(rest[0].images, a[1].images);
+    }
+
+    /// A set of 20 images stored as five blocks of 4 that records what it is asked to read
+    /// ahead, and when (how many patches had been read by then).
+    struct Recording {
+        set: DecodedSet,
+        asked: std::sync::Mutex<Vec<(usize, Vec<usize>)>>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl PatchSource for Recording {
+        fn side(&self) -> usize {
+            self.set.side()
+        }
+        fn len(&self) -> usize {
+            self.set.len()
+        }
+        fn label(&self, index: usize) -> usize {
+            self.set.label(index)
+        }
+        fn class_names(&self) -> &[String] {
+            self.set.class_names()
+        }
+        fn patch(&self, index: usize) -> Result<std::borrow::Cow<'_, [u8]>, DataError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            PatchSource::patch(&self.set, index)
+        }
+        fn skipped(&self) -> &[crate::SkippedFile] {
+            self.set.skipped()
+        }
+        fn blocks(&self) -> Vec<Range<usize>> {
+            (0..5).map(|b| b * 4..b * 4 + 4).collect()
+        }
+        fn read_ahead(&self, indices: &[usize]) {
+            let reads = self.reads.load(std::sync::atomic::Ordering::SeqCst);
+            self.asked.lock().unwrap().push((reads, indices.to_vec()));
+        }
+    }
+
+    #[test]
+    fn the_shard_shuffle_reads_each_window_ahead_once_and_only_this_ranks_images() {
+        let side = 2;
+        let n = 20;
+        let set = DecodedSet::from_patches(
+            side,
+            vec![7; n * side * side * 3],
+            vec![0; n],
+            vec!["a".into()],
+        );
+        let stats = Arc::new(DatasetStats::compute(&set).unwrap());
+        let plan = ViewPlan::Train {
+            flip: true,
+            pca_sigma: 0.0,
+        };
+        for (rank, world_size) in [(0, 1), (1, 2)] {
+            let source = Arc::new(Recording {
+                set: set.clone(),
+                asked: Default::default(),
+                reads: Default::default(),
+            });
+            let mut loader =
+                BatchLoader::new(source.clone(), stats.clone(), side, 4, plan, 3).unwrap();
+            loader.shuffle = Shuffle::Shards;
+            loader.shuffle_window = 2; // windows of 8, 8 and 4 images: 2, 2 and 1 batches of 4
+            (loader.rank, loader.world_size) = (rank, world_size);
+            let order = loader.order(0);
+            let batches: Vec<Batch> = loader.epoch(0, 0).into_iter().map(Result::unwrap).collect();
+            let asked = source.asked.lock().unwrap().clone();
+            // Each window asked for once, in order: the first two before anything was read,
+            // the third as the second window begins, after the first window's two batches.
+            assert_eq!(asked.len(), 3, "{asked:?}");
+            let share = batches[0].len();
+            let when: Vec<usize> = asked.iter().map(|(reads, _)| *reads).collect();
+            assert_eq!(when, [0, 0, 2 * share]);
+            for (window, (_, images)) in order.windows.iter().zip(&asked) {
+                // This rank's images of the window's batches, and nothing else.
+                let first = window.positions.start / 4;
+                let mut mine: Vec<usize> = batches[first..window.positions.end.div_ceil(4)]
+                    .iter()
+                    .flat_map(|b| b.indices.clone())
+                    .collect();
+                mine.sort_unstable();
+                assert_eq!(images, &mine, "rank {rank} of {world_size}");
+            }
+        }
     }
 
     #[test]

@@ -72,8 +72,9 @@ pub fn epoch_order(
 ) -> EpochOrder {
     match shuffle {
         Shuffle::Global => {
-            let mut indices: Vec<usize> = blocks.iter().flat_map(Range::clone).collect();
-            indices.sort_unstable(); // the same permutation whatever the blocks
+            // The blocks cover 0..n: one permutation of it, whatever the blocks.
+            let mut indices: Vec<usize> =
+                (0..blocks.iter().map(ExactSizeIterator::len).sum()).collect();
             indices.shuffle(rng);
             EpochOrder {
                 indices,

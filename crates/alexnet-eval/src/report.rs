@@ -14,6 +14,11 @@ pub struct EvalReport {
     pub images: usize,
     pub top1_error: f64,
     pub top5_error: f64,
+    /// The counts behind the two errors (what data-parallel ranks add up).
+    #[serde(skip)]
+    pub top1_misses: usize,
+    #[serde(skip)]
+    pub top5_misses: usize,
     pub class_names: Vec<String>,
     /// Fraction of each class's images whose most probable class is right.
     pub per_class_accuracy: Vec<f64>,
@@ -113,6 +118,8 @@ pub fn evaluate(
         images,
         top1_error: top1_misses as f64 / n,
         top5_error: top5_misses as f64 / n,
+        top1_misses,
+        top5_misses,
         class_names,
         per_class_accuracy,
         confusion,

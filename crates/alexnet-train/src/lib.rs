@@ -24,5 +24,5 @@ pub mod stuck;
 pub mod trainer;
 
 pub use error::TrainError;
-pub use peers::Peers;
+pub use peers::{Peers, local_rank, mpi_launch};
 pub use trainer::{MpiOptions, TrainOptions, train};

@@ -16,8 +16,8 @@
 //!   ends the job. (Starting, rank 0 may decode the data set for hours while the others wait:
 //!   that wait is not watched.)
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mpi::collective::SystemOperation;
@@ -31,6 +31,10 @@ use crate::peers::PeerError;
 pub struct MpiWorld {
     world: SimpleCommunicator,
     watch: Arc<Watch>,
+    /// The all-reduce's send buffer, kept from step to step: rsmpi has no in-place all-reduce,
+    /// and a fresh buffer the size of every gradient (244 MB for the paper's net) each step
+    /// would be that many new pages for the kernel to zero.
+    send: Mutex<Vec<f32>>,
     // Last: MPI is finalised when the universe goes, after every use of the communicator.
     _universe: Universe,
 }
@@ -47,6 +51,7 @@ impl MpiWorld {
                 epoch: Instant::now(),
                 since_ms: AtomicU64::new(IDLE),
             }),
+            send: Mutex::new(Vec::new()),
             _universe: universe,
         })
     }
@@ -83,9 +88,11 @@ impl MpiWorld {
     /// Replaces `values` on every rank with their sum over all ranks.
     pub fn all_reduce_sum(&self, values: &mut [f32]) {
         let _waiting = self.watch.enter();
-        let mine = values.to_vec();
+        let mut send = self.send.lock().unwrap_or_else(|e| e.into_inner());
+        send.clear();
+        send.extend_from_slice(values);
         self.world
-            .all_reduce_into(&mine[..], values, SystemOperation::sum());
+            .all_reduce_into(&send[..], values, SystemOperation::sum());
     }
 
     /// Rank 0's `bytes` on every rank (what the others pass in is replaced).

@@ -23,6 +23,30 @@ pub enum PeerError {
     Mpi(String),
 }
 
+/// (rank, world size) of this process when an MPI launcher started it: Open MPI's `mpirun`
+/// (`OMPI_COMM_WORLD_*`), or MPICH's and Slurm's PMI (`PMI_RANK`, `PMI_SIZE`). Read before MPI
+/// is initialised, so that rank 0 alone reads the recipe.
+pub fn mpi_launch() -> Option<(usize, usize)> {
+    let read = |name: &str| std::env::var(name).ok()?.parse::<usize>().ok();
+    [
+        ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+        ("PMI_RANK", "PMI_SIZE"),
+    ]
+    .iter()
+    .find_map(|(rank, size)| Some((read(rank)?, read(size)?)))
+}
+
+/// This rank's place among the ranks of its machine, as the MPI launcher says.
+pub fn local_rank() -> Option<usize> {
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok()?.parse().ok())
+}
+
 /// The group, as seen from one rank.
 pub struct Peers {
     pub rank: usize,

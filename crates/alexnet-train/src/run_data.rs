@@ -16,14 +16,14 @@ use crate::error::TrainError;
 /// data-parallel run validates its share of the validation set).
 pub struct RunData {
     pub train: Arc<dyn PatchSource>,
-    pub val: Option<Arc<dyn PatchSource>>,
+    pub val: Arc<dyn PatchSource>,
     pub stats: Arc<DatasetStats>,
 }
 
 /// Decodes both splits (or opens their shards). The training set's mean image and PCA come from
 /// `saved_stats` (a resumed run's checkpoint), from the shards' `stats.safetensors`, or are computed
-/// once, with `data.normalize`'s per-channel scale; they are written to `run_dir/stats.safetensors`. Files skipped as bad input are listed in
-/// `run_dir/skipped.tsv`.
+/// once, with `data.normalize`'s per-channel scale; they are written to
+/// `run_dir/stats.safetensors`. Files skipped as bad input are listed in `run_dir/skipped.tsv`.
 pub fn load_data(
     recipe: &Recipe,
     saved_stats: Option<DatasetStats>,
@@ -50,7 +50,7 @@ pub fn load_data(
     };
     Ok(RunData {
         train,
-        val: Some(val),
+        val,
         stats: Arc::new(stats),
     })
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use alexnet_data::{DirLock, with_classes_of};
+use alexnet_data::{DirLock, PatchSource, with_classes_of};
 use alexnet_model::AlexNet;
 use alexnet_run::checkpoint::named_params;
 use alexnet_run::metrics::keep_epochs_up_to;
@@ -146,18 +146,23 @@ fn start_as_rank(options: &TrainOptions, peers: &mut Peers) -> Result<Start, Tra
     }
     let devices = devices(&recipe, options)?;
     let data = &recipe.data;
-    let train = load_recipe_split(&recipe, &data.train_split, options.quiet)?;
-    let train = with_classes_of(train, &state.class_names, &data.dir.join(&data.train_split))?;
-    // Every rank validates its share of the validation set.
-    let val = load_recipe_split(&recipe, &data.val_split, options.quiet)?;
-    let val = with_classes_of(val, &state.class_names, &data.dir.join(&data.val_split))?;
+    // Both splits (every rank validates its share), labelled by rank 0's class list.
+    let split = |name: &String| -> Result<Arc<dyn PatchSource>, TrainError> {
+        let set = load_recipe_split(&recipe, name, options.quiet)?;
+        Ok(with_classes_of(
+            set,
+            &state.class_names,
+            &data.dir.join(name),
+        )?)
+    };
+    let (train, val) = (split(&data.train_split)?, split(&data.val_split)?);
     report_skipped(
         &[(&data.train_split, &train), (&data.val_split, &val)],
         None,
     )?;
     let data = RunData {
         train,
-        val: Some(val),
+        val,
         stats: Arc::new(state.stats.clone()),
     };
     Ok(Start {

@@ -155,13 +155,8 @@ fn train_as_rank(
         // Each rank validates its share of every validation batch; the counts are summed, so
         // every rank's schedule follows the errors of the whole split.
         let validation_started = Instant::now();
-        let [top1_error, top5_error] = match &val_loader {
-            Some(loader) => {
-                let report = validate(&learner.model, loader, &devices.plain, quiet)?;
-                errors_over_ranks(peers, &report)?
-            }
-            None => [f64::NAN; 2],
-        };
+        let report = validate(&learner.model, &val_loader, &devices.plain, quiet)?;
+        let [top1_error, top5_error] = errors_over_ranks(peers, &report)?;
         let seconds = totals.seconds + validation_started.elapsed().as_secs_f64();
 
         // Section 5: divide the learning rate by 10 when the validation error stops improving.
@@ -216,13 +211,8 @@ fn train_as_rank(
 
 /// Top-1 and top-5 error over every rank's share of the validation set (one rank: its own).
 fn errors_over_ranks(peers: &mut Peers, report: &EvalReport) -> Result<[f64; 2], TrainError> {
-    let images = report.images as f64;
     // Counts, exact in f32 below 2^24 images.
-    let mut counts = [
-        (report.top1_error * images).round() as f32,
-        (report.top5_error * images).round() as f32,
-        report.images as f32,
-    ];
+    let mut counts = [report.top1_misses, report.top5_misses, report.images].map(|n| n as f32);
     peers.all_reduce_sum(&mut counts)?;
     let total = f64::from(counts[2]).max(1.0);
     Ok([f64::from(counts[0]) / total, f64::from(counts[1]) / total])
@@ -265,7 +255,7 @@ fn loaders(
     recipe: &Recipe,
     data: &RunData,
     peers: &Peers,
-) -> Result<(BatchLoader, Option<BatchLoader>), TrainError> {
+) -> Result<(BatchLoader, BatchLoader), TrainError> {
     let crop = recipe.model.input_size();
     let plan = ViewPlan::Train {
         flip: recipe.data.flip,
@@ -285,21 +275,15 @@ fn loaders(
     train.prefetch = recipe.data.prefetch.max(1);
     (train.shuffle, train.shuffle_window) = (recipe.data.shuffle, recipe.data.shuffle_window);
     (train.rank, train.world_size) = (peers.rank, peers.world_size);
-    let val = match &data.val {
-        Some(val) => {
-            let mut loader = BatchLoader::new(
-                val.clone(),
-                data.stats.clone(),
-                crop,
-                batch_size,
-                ViewPlan::Centre,
-                seed,
-            )?;
-            (loader.rank, loader.world_size) = (peers.rank, peers.world_size);
-            Some(loader)
-        }
-        None => None,
-    };
+    let mut val = BatchLoader::new(
+        data.val.clone(),
+        data.stats.clone(),
+        crop,
+        batch_size,
+        ViewPlan::Centre,
+        seed,
+    )?;
+    (val.rank, val.world_size) = (peers.rank, peers.world_size);
     Ok((train, val))
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use alexnet_model::alexnet::layer_table;
 use alexnet_model::{Arch, ModelConfig};
+use alexnet_train::Peers;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
@@ -40,22 +41,20 @@ struct Report {
     bus_gb_per_s: f64,
 }
 
-pub fn bench_allreduce(args: AllReduceBenchArgs) -> Result<()> {
-    let config = ModelConfig::new(args.model, args.classes);
-    let values = layer_table(&config)?.parameter_count();
-    let mut peers = alexnet_train::Peers::join_mpi("alexnet bench allreduce")
-        .context("bench allreduce runs under mpirun -np N")?;
-    if peers.world_size < 2 {
-        anyhow::bail!(
-            "bench allreduce needs at least 2 ranks: run it as mpirun -np N alexnet bench allreduce"
-        );
-    }
+/// Median seconds of an all-reduce of `values` floats over `peers`, after `warmup` untimed ones;
+/// fails if a sum comes back wrong.
+pub fn timed_allreduce(
+    peers: &mut Peers,
+    values: usize,
+    warmup: usize,
+    iterations: usize,
+) -> Result<f64> {
     let mut buffer: Vec<f32> = (0..values).map(|i| (i % 7) as f32).collect();
     let mut seconds = Vec::new();
-    for round in 0..args.warmup + args.iterations.max(1) {
+    for round in 0..warmup + iterations.max(1) {
         let started = Instant::now();
         peers.all_reduce_sum(&mut buffer)?;
-        if round >= args.warmup {
+        if round >= warmup {
             seconds.push(started.elapsed().as_secs_f64());
         }
         buffer
@@ -70,8 +69,21 @@ pub fn bench_allreduce(args: AllReduceBenchArgs) -> Result<()> {
             i % 7
         );
     }
+    Ok(median(seconds))
+}
+
+pub fn bench_allreduce(args: AllReduceBenchArgs) -> Result<()> {
+    let config = ModelConfig::new(args.model, args.classes);
+    let values = layer_table(&config)?.parameter_count();
+    let mut peers = Peers::join_mpi("alexnet bench allreduce")
+        .context("bench allreduce runs under mpirun -np N")?;
+    if peers.world_size < 2 {
+        anyhow::bail!(
+            "bench allreduce needs at least 2 ranks: run it as mpirun -np N alexnet bench allreduce"
+        );
+    }
     // Every rank's median; rank 0's is reported (they wait for each other every round).
-    let time = median(seconds);
+    let time = timed_allreduce(&mut peers, values, args.warmup, args.iterations)?;
     let bytes = (values * 4) as f64;
     let ranks = peers.world_size;
     let algorithm = bytes / time / 1e9;

@@ -195,7 +195,7 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         other => bail!("--mode {other}: expected train or inference"),
     };
     // Under mpirun: one rank of a data-parallel step (gradients summed by MPI every step).
-    let mut peers = match crate::train::mpi_launch() {
+    let mut peers = match alexnet_train::mpi_launch() {
         Some((_, ranks)) if ranks > 1 => Peers::join_mpi("alexnet bench model")?,
         _ => Peers::alone(),
     };
@@ -268,17 +268,7 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
 
     // The step's all-reduce on its own: the communication share of the step.
     let allreduce_ms = if peers.world_size > 1 {
-        let mut gradients = vec![0.5f32; summary.params()];
-        let mut failure = None;
-        let ms = time_ms(1, args.iterations, || {
-            if let Err(e) = peers.all_reduce_sum(&mut gradients) {
-                failure = Some(e);
-            }
-        });
-        if let Some(e) = failure {
-            bail!("the benchmark's all-reduce failed: {e}");
-        }
-        ms
+        1e3 * super::allreduce::timed_allreduce(&mut peers, summary.params(), 1, args.iterations)?
     } else {
         0.0
     };

@@ -259,20 +259,25 @@ impl Shard {
     /// neighbouring records as one sequential read (`madvise(MADV_WILLNEED)`). Only advice: a
     /// refusal changes nothing but speed, so it is not an error.
     pub fn read_ahead(&self, records: &[usize]) {
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for record in records.iter().map(|&r| &self.index.records[r]) {
-            match runs.last_mut() {
-                Some((start, end)) if *end == record.offset => *end += record.length,
-                _ => runs.push((record.offset, record.offset + record.length)),
-            }
-        }
-        for (start, end) in runs {
+        for (start, end) in self.byte_runs(records) {
             let _ = self.map.advise_range(
                 memmap2::Advice::WillNeed,
                 start as usize,
                 (end - start) as usize,
             );
         }
+    }
+
+    /// The byte ranges of records `records` (sorted), neighbouring records joined into one.
+    fn byte_runs(&self, records: &[usize]) -> Vec<(u64, u64)> {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for record in records.iter().map(|&r| &self.index.records[r]) {
+            match runs.last_mut() {
+                Some((_, end)) if *end == record.offset => *end += record.length,
+                _ => runs.push((record.offset, record.offset + record.length)),
+            }
+        }
+        runs
     }
 }
 
@@ -294,6 +299,26 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn read_ahead_asks_for_each_run_of_neighbouring_records_once() {
+        let path = temp("runs.ash");
+        let mut writer = ShardWriter::create(&path, 4, PatchEncoding::Raw, "p".into()).unwrap();
+        for (k, patch) in patches(4, 6).iter().enumerate() {
+            writer.push(patch, 0, format!("img{k}.jpg")).unwrap();
+        }
+        writer.finish().unwrap();
+        let shard = Shard::open(&path).unwrap();
+        let size = 4 * 4 * 3; // raw patches, back to back from offset 0
+        // Records 0, 1, 2 are one run, 4 and 5 another; 3 is not asked for.
+        assert_eq!(
+            shard.byte_runs(&[0, 1, 2, 4, 5]),
+            vec![(0, 3 * size), (4 * size, 6 * size)]
+        );
+        assert_eq!(shard.byte_runs(&[3]), vec![(3 * size, 4 * size)]);
+        assert!(shard.byte_runs(&[]).is_empty());
+        shard.read_ahead(&[0, 1, 2, 4, 5]); // advice only: nothing to see but that it is taken
     }
 
     #[test]

@@ -200,20 +200,13 @@ impl PatchSource for ShardSet {
         blocks
     }
     fn read_ahead(&self, indices: &[usize]) {
-        let mut start = 0;
-        while start < indices.len() {
-            let shard = self.locations[indices[start]].0;
-            let end = start
-                + indices[start..]
-                    .iter()
-                    .position(|&i| self.locations[i].0 != shard)
-                    .unwrap_or(indices.len() - start);
-            let records: Vec<usize> = indices[start..end]
+        let shard_of = |i: &usize| self.locations[*i].0;
+        for same_shard in indices.chunk_by(|a, b| shard_of(a) == shard_of(b)) {
+            let records: Vec<usize> = same_shard
                 .iter()
                 .map(|&i| self.locations[i].1 as usize)
                 .collect();
-            self.shards[shard as usize].read_ahead(&records);
-            start = end;
+            self.shards[shard_of(&same_shard[0]) as usize].read_ahead(&records);
         }
     }
 }
