@@ -22,6 +22,7 @@ use crate::conv_op::{ConvBackend, ConvParams};
 use crate::layers::{Activations, Layer};
 use crate::lrn::LocalResponseNorm;
 use crate::pool_op::{PoolBackend, PoolWindow};
+use crate::towers::TowerSplit;
 
 /// One convolutional layer of the table, with what follows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,6 +278,9 @@ pub struct AlexNet {
     pub classifier: Vec<FcBlock>,
     #[module(skip)]
     pub activation: Activation,
+    /// One tower of a network split over two processes (`towers.rs`); `None`: the whole network.
+    #[module(skip)]
+    pub split: Option<TowerSplit>,
 }
 
 /// Section 5: "We initialized the weights in each layer from a zero-mean Gaussian distribution with
@@ -291,7 +295,12 @@ impl AlexNet {
     /// Builds and initialises the network described by `config`.
     pub fn new(config: &ModelConfig, device: &Device) -> Result<Self, ModelError> {
         config.validate()?;
-        let table = layer_table(config)?;
+        Ok(Self::from_table(&layer_table(config)?, config, device))
+    }
+
+    /// Builds and initialises the layers of `table` (one tower's, for model parallelism), with
+    /// `config`'s initialisation, LRN constants, dropout and activation.
+    pub fn from_table(table: &LayerTable, config: &ModelConfig, device: &Device) -> Self {
         let weights = match config.init {
             Init::Paper => Initializer::Normal {
                 mean: 0.0,
@@ -347,11 +356,12 @@ impl AlexNet {
                 }
             })
             .collect();
-        Ok(Self {
+        Self {
             features,
             classifier,
             activation: config.activation,
-        })
+            split: None,
+        }
     }
 
     /// The non-linearity (Section 3.1): ReLU, or tanh for the Figure 1 comparison.

@@ -56,6 +56,8 @@ pub enum ModelError {
     },
     #[error("model.precision = \"bf16\" needs a CPU with AVX512-BF16, and this one has none")]
     Bf16Unavailable,
+    #[error("model parallelism puts one tower on each process: it needs model.towers = 2, got {0}")]
+    OneTower(usize),
 }
 
 impl ModelError {
@@ -64,7 +66,7 @@ impl ModelError {
         match self {
             ModelError::UnknownModel(_) => "model.arch",
             ModelError::Dropout(_) => "model.dropout",
-            ModelError::Towers(_) => "model.towers",
+            ModelError::Towers(_) | ModelError::OneTower(_) => "model.towers",
             ModelError::NumClasses(_) => "model.num_classes",
             ModelError::InputTooSmall { .. }
             | ModelError::InputTooLarge(_)

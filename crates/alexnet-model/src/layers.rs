@@ -25,6 +25,12 @@ pub enum Layer<'a> {
     Linear(&'a Linear),
     /// Section 4.2, on the hidden fully connected layers (the identity in evaluation mode).
     Dropout(&'a Dropout),
+    /// One tower of a split network (Section 3.2): both towers' maps or neurons from here on, the
+    /// other's `receive` joined to this one's (`towers.rs`).
+    Gather {
+        receive: usize,
+        gradient_returns: bool,
+    },
 }
 
 /// A layer with the name Caffe and `alexnet info` give it (`conv1`, `relu1`, `norm1`, `fc6`...).
@@ -79,8 +85,17 @@ impl AlexNet {
     pub fn layers(&self) -> Vec<NamedLayer<'_>> {
         let mut layers = Vec::new();
         let mut push = |name: String, layer| layers.push(NamedLayer { name, layer });
+        // A tower gathers both towers' outputs before each layer that reads them all.
+        let split = self.split.as_ref();
+        let gather = |receive, gradient_returns| Layer::Gather {
+            receive,
+            gradient_returns,
+        };
         for (i, block) in self.features.iter().enumerate() {
             let n = i + 1;
+            if let Some(split) = split.filter(|s| s.reads_both[i]) {
+                push(format!("gather{n}"), gather(split.their_maps[i - 1], true));
+            }
             push(format!("conv{n}"), Layer::Conv(block));
             push(format!("relu{n}"), Layer::Activation);
             if let Some(lrn) = &block.lrn {
@@ -90,11 +105,24 @@ impl AlexNet {
                 push(format!("pool{n}"), Layer::Pool(block));
             }
         }
-        push("flatten".into(), Layer::Flatten);
         // The classifier's layers end at fc8 whatever their number (fc6..fc8, or fc7..fc8).
         let first_fc = 9 - self.classifier.len();
+        if let Some(split) = split {
+            let last_conv = split.their_maps.len() - 1;
+            push(
+                format!("gather{first_fc}"),
+                gather(split.their_maps[last_conv], true),
+            );
+        }
+        push("flatten".into(), Layer::Flatten);
         for (j, block) in self.classifier.iter().enumerate() {
             let n = first_fc + j;
+            if let Some(split) = split.filter(|_| j > 0) {
+                push(
+                    format!("gather{n}"),
+                    gather(split.their_neurons[j - 1], true),
+                );
+            }
             push(format!("fc{n}"), Layer::Linear(&block.linear));
             if j + 1 < self.classifier.len() {
                 push(format!("relu{n}"), Layer::Activation);
@@ -102,6 +130,11 @@ impl AlexNet {
                     push(format!("drop{n}"), Layer::Dropout(dropout));
                 }
             }
+        }
+        // Both towers compute the same loss from the same logits: the gradient stays put.
+        if let Some(split) = split {
+            let last_fc = split.their_neurons.len() - 1;
+            push("logits".into(), gather(split.their_neurons[last_fc], false));
         }
         layers
     }
@@ -113,11 +146,27 @@ impl AlexNet {
             (Layer::Conv(block), Maps(x)) => Maps(block.convolve(x)),
             (Layer::Activation, Maps(x)) => Maps(self.activate(x)),
             (Layer::Activation, Rows(x)) => Rows(self.activate(x)),
-            (Layer::Norm(lrn), Maps(x)) => Maps(lrn.forward(x)),
+            (Layer::Norm(lrn), Maps(x)) => Maps(match &self.split {
+                Some(split) => split.normalize(lrn, x),
+                None => lrn.forward(x),
+            }),
             (Layer::Pool(block), Maps(x)) => Maps(block.max_pool(x)),
             (Layer::Flatten, x) => Rows(x.into_rows()),
             (Layer::Linear(linear), Rows(x)) => Rows(linear.forward(x)),
             (Layer::Dropout(dropout), Rows(x)) => Rows(dropout.forward(x)),
+            (
+                Layer::Gather {
+                    receive,
+                    gradient_returns,
+                },
+                x,
+            ) => {
+                let split = self.split.as_ref().expect("a gather in a tower's layers");
+                match x {
+                    Maps(x) => Maps(split.gather(x, receive, gradient_returns)),
+                    Rows(x) => Rows(split.gather(x, receive, gradient_returns)),
+                }
+            }
             (layer, _) => panic!("{layer:?} applied to activations of the wrong rank"),
         }
     }

@@ -5,6 +5,8 @@
 //! - [`alexnet`]: the layer tables of the three variants and the network built from them.
 //! - [`layers`]: the network as its list of layers, which the forward pass runs in turn.
 //! - [`summary`]: layer shapes, parameter counts and multiply-adds (`alexnet info`).
+//! - [`towers`]: one tower of the two-tower network, for one of two processes (Section 3.2),
+//!   exchanging maps with the other through [`tower_exchange`].
 //!
 //! On the CPU backend (flex) the heavy layers are our own kernels, added to flex through Burn's
 //! backend-extension mechanism, each with its backward pass: [`conv_op`] over [`conv_im2col`],
@@ -25,8 +27,11 @@ pub mod lrn_op;
 pub mod pool_kernel;
 pub mod pool_op;
 pub mod summary;
+pub mod tower_exchange;
+pub mod towers;
 
 pub use alexnet::AlexNet;
 pub use config::{Activation, Arch, Init, ModelConfig, ModelError, Pooling, Precision};
 pub use layers::{Activations, Layer, NamedLayer};
 pub use lrn::LocalResponseNorm;
+pub use tower_exchange::TowerLink;

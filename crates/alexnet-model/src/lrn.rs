@@ -37,6 +37,11 @@ impl LocalResponseNorm {
         Self { config: *config }
     }
 
+    /// How many maps on either side of a map its window takes in (n / 2).
+    pub fn reach(&self) -> usize {
+        self.config.size / 2
+    }
+
     /// `[batch, channels, height, width]` -> same shape.
     pub fn forward(&self, activity: Tensor<4>) -> Tensor<4> {
         // On flex: one operation, direct loops with a hand-written backward pass (`lrn_op.rs`).
