@@ -65,6 +65,11 @@ pub struct TrainArgs {
     /// `alexnet train` with mpirun or srun yourself.
     #[arg(long, value_name = "N")]
     devices: Option<usize>,
+    /// Model parallelism, the paper's two-GPU layout (Section 3.2): the 2 ranks of the MPI job
+    /// (--devices 2, or mpirun -np 2) hold one tower of the two-tower network each and exchange
+    /// maps where the paper's GPUs do, instead of splitting the batches. CPU backend only.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(2..=2))]
+    model_parallel: Option<u8>,
     /// Under MPI: once training runs, how many seconds one rank may wait for the others in one
     /// collective before the job is ended (a rank stopped, frozen or cut off).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -173,6 +178,7 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
         }),
         local_data: if is_root { None } else { args.data.clone() },
         device_index: args.device_index,
+        model_parallel: args.model_parallel.is_some(),
     };
     let summary = train(recipe, &options).with_context(|| match is_root {
         true => format!("training into {}", run_dir.display()),

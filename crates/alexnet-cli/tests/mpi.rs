@@ -1,5 +1,6 @@
 //! Data parallelism on MPI (`--features mpi`): `mpirun -np 2 alexnet train ...` trains the
 //! network one process trains, and a rank that dies or fails ends the whole job, never a hang.
+//! Model parallelism (`--model-parallel 2`, one tower per rank) trains it too.
 //! Needs Open MPI's `mpirun` (`.ci/run` installs it); as root, with its allow-run-as-root switches.
 #![cfg(feature = "mpi")]
 
@@ -84,6 +85,87 @@ fn two_mpi_ranks_train_the_same_network_as_one_process() {
         assert_eq!(a["train_top1_error"], b["train_top1_error"]);
         assert_eq!(a["val_top1_error"], b["val_top1_error"]);
     }
+}
+
+#[test]
+fn two_towers_on_two_ranks_train_the_same_network_as_one_process() {
+    let _serial = one_job_at_a_time();
+    let data = fixtures();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("mpi-towers");
+    // alexnet-cifar split into two towers at conv2 (the towers exchange maps into conv3, fc7
+    // and fc8, and at the edges of norm1 and norm2).
+    let towers = ["--set", "model.towers=2"];
+    let alone = dir.join("alone");
+    let mut args = train_args(alone.to_str().unwrap(), data);
+    args.extend(towers);
+    let epochs = args.iter().position(|a| *a == "--epochs").unwrap();
+    args[epochs + 1] = "2";
+    let out = alexnet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // One epoch, then a resume for the second: the towers start from their parts of the whole
+    // state rank 0 wrote (weights and velocities).
+    let split = dir.join("split");
+    let mut args = train_args(split.to_str().unwrap(), data);
+    args.extend(towers);
+    args.extend(["--devices", "2", "--model-parallel", "2"]);
+    let out = alexnet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let split_dir = split.to_str().unwrap();
+    let out = alexnet(&[
+        "train",
+        "--resume",
+        split_dir,
+        "--epochs",
+        "2",
+        "--quiet",
+        "--devices",
+        "2",
+        "--model-parallel",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Each tower saw every image.
+    assert!(
+        stdout(&out).contains("rank 1 of 2 done: 2 epochs, trained on 500 images of 500"),
+        "{}",
+        stdout(&out)
+    );
+    assert_same_state(
+        &alone.join("last.safetensors"),
+        &split.join("last.safetensors"),
+        1e-5,
+    );
+    for (a, b) in metrics(&alone).iter().zip(&metrics(&split)) {
+        let loss = |m: &serde_json::Value| m["train_loss"].as_f64().unwrap();
+        assert!((loss(a) - loss(b)).abs() < 1e-5, "{a} vs {b}");
+        assert_eq!(a["val_top1_error"], b["val_top1_error"]);
+    }
+}
+
+#[test]
+fn model_parallelism_refuses_one_tower_and_one_rank() {
+    let _serial = one_job_at_a_time();
+    let data = fixtures();
+    let data = data.to_str().unwrap();
+    let dir = temp_dir("mpi-towers-refused");
+    let run = dir.join("one-tower");
+    let mut args = train_args(run.to_str().unwrap(), data);
+    args.extend(["--devices", "2", "--model-parallel", "2"]);
+    let out = alexnet(&args);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("model.towers = 2, got 1"),
+        "{}",
+        stderr(&out)
+    );
+    let run = dir.join("one-rank");
+    let mut args = train_args(run.to_str().unwrap(), data);
+    args.extend(["--set", "model.towers=2", "--model-parallel", "2"]);
+    let out = alexnet(&args);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("this job has 1"), "{}", stderr(&out));
 }
 
 #[test]

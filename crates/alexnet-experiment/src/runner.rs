@@ -256,6 +256,7 @@ pub fn execute(
         mpi: None,
         local_data: None,
         device_index: 0,
+        model_parallel: false,
     };
     train(recipe, &options).map_err(|source| RunError::Train {
         arm: run.arm.clone(),

@@ -149,6 +149,14 @@ fn output_axis(dims: &[usize]) -> usize {
     usize::from(dims.len() == 2)
 }
 
+/// The shape of tower `tower`'s part of a whole network's parameter of shape `dims`.
+pub fn tower_dims(dims: &[usize], tower: usize) -> Vec<usize> {
+    let axis = output_axis(dims);
+    let mut part = dims.to_vec();
+    part[axis] = tower_range(dims[axis], tower).len();
+    part
+}
+
 /// Tower `tower`'s part of a whole network's parameter: its shape and values.
 pub fn tower_part(dims: &[usize], values: &[f32], tower: usize) -> (Vec<usize>, Vec<f32>) {
     let axis = output_axis(dims);
@@ -157,8 +165,7 @@ pub fn tower_part(dims: &[usize], values: &[f32], tower: usize) -> (Vec<usize>, 
         dims[axis + 1..].iter().product(),
     );
     let range = tower_range(dims[axis], tower);
-    let mut part_dims = dims.to_vec();
-    part_dims[axis] = range.len();
+    let part_dims = tower_dims(dims, tower);
     let row = dims[axis] * inner;
     let part = (0..outer)
         .flat_map(|o| &values[o * row + range.start * inner..o * row + range.end * inner])

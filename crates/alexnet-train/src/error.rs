@@ -33,6 +33,11 @@ pub enum TrainError {
     RunExists(PathBuf),
     #[error(transparent)]
     Peers(#[from] PeerError),
+    #[error(
+        "run.backend = \"{0}\": --model-parallel runs on the CPU backend (flex), where the towers' \
+         exchange is written"
+    )]
+    TowersOffFlex(String),
     #[error("peers: the starting state rank 0 sent cannot be read: {0}")]
     BadStart(CheckpointFormatError),
     #[error("peers: rank 0 sent {found} bytes for {what}, which takes {expected}")]

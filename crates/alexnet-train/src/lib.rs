@@ -9,10 +9,12 @@
 //! - [`stuck`]: the warning for a run stuck at chance with growing weights.
 //! - [`peers`], [`messages`], [`data_parallel`]: one network trained by several processes, each
 //!   on its share of every batch; `mpi_world` (feature `mpi`): MPI as the engine under them.
+//! - [`model_parallel`]: the paper's two-GPU split (Section 3.2), one tower per rank.
 
 pub mod data_parallel;
 pub mod error;
 pub mod messages;
+pub mod model_parallel;
 #[cfg(feature = "mpi")]
 pub mod mpi_world;
 pub mod peers;

@@ -20,8 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alexnet_model::TowerLink;
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
+use mpi::point_to_point::send_receive_into;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Root};
 
@@ -106,9 +108,50 @@ impl MpiWorld {
         bytes
     }
 
+    /// The link between the two towers of a model-parallel run (ranks 0 and 1 of two).
+    pub fn tower_link(&self) -> Arc<dyn TowerLink> {
+        Arc::new(MpiTowerLink {
+            world: SimpleCommunicator::world(),
+            watch: self.watch.clone(),
+        })
+    }
+
     /// Ends every rank of the job with exit status `code`.
     pub fn abort(&self, code: i32) -> ! {
         self.world.abort(code)
+    }
+}
+
+/// The two towers' exchanges (`MPI_Sendrecv` with the other rank), watched like the collectives.
+/// MPI keeps point-to-point messages apart from collective ones, so the world communicator
+/// serves both (and, predefined, is never freed: the link may outlive no `MPI_Finalize`).
+struct MpiTowerLink {
+    world: SimpleCommunicator,
+    watch: Arc<Watch>,
+}
+
+// SAFETY: a handle of MPI's world communicator. MPI is initialised for one thread, and the link is
+// only used by the thread that trains (the forward and backward passes of its tower).
+unsafe impl Send for MpiTowerLink {}
+unsafe impl Sync for MpiTowerLink {}
+
+impl std::fmt::Debug for MpiTowerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MpiTowerLink(tower {})", self.tower())
+    }
+}
+
+impl TowerLink for MpiTowerLink {
+    fn tower(&self) -> usize {
+        self.world.rank() as usize
+    }
+
+    fn swap(&self, mine: &[f32], theirs: usize) -> Vec<f32> {
+        let _waiting = self.watch.enter();
+        let other = self.world.process_at_rank(1 - self.world.rank());
+        let mut received = vec![0.0f32; theirs];
+        send_receive_into(mine, &other, &mut received[..], &other);
+        received
     }
 }
 

@@ -21,6 +21,11 @@ pub enum PeerError {
     },
     #[error("mpi: {0}")]
     Mpi(String),
+    #[error(
+        "--model-parallel 2 puts one tower on each of two ranks, and this job has {0} (start it \
+         with --devices 2 or mpirun -np 2)"
+    )]
+    Towers(usize),
 }
 
 /// (rank, world size) of this process when an MPI launcher started it: Open MPI's `mpirun`
@@ -130,6 +135,18 @@ impl Peers {
             world.abort(1);
         }
         let _ = error;
+    }
+
+    /// The link between the towers of a model-parallel run: this rank's tower and the other's,
+    /// when the job has two ranks.
+    pub fn tower_link(&self) -> Result<std::sync::Arc<dyn alexnet_model::TowerLink>, PeerError> {
+        #[cfg(feature = "mpi")]
+        if let Some(world) = &self.mpi
+            && self.world_size == 2
+        {
+            return Ok(world.tower_link());
+        }
+        Err(PeerError::Towers(self.world_size))
     }
 
     /// Replaces `values` on every rank with their sum over all ranks.

@@ -1,7 +1,7 @@
 //! Section 5: one step of stochastic gradient descent, and one epoch of them. A step is the
 //! forward pass over a batch, the cross-entropy loss, the backward pass, the gradients combined
-//! over the ranks of a data-parallel run, and the paper's update. `alexnet bench model` times
-//! this same function.
+//! over the ranks of a data-parallel run (a model-parallel tower's stay its own), and the paper's
+//! update. `alexnet bench model` times this same function.
 
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -18,6 +18,7 @@ use burn::tensor::Device;
 
 use crate::data_parallel::{StepTotals, all_reduce_gradients};
 use crate::error::TrainError;
+use crate::model_parallel::Towers;
 use crate::peers::Peers;
 use crate::sgd::PaperSgd;
 
@@ -44,17 +45,34 @@ pub struct Learner {
 }
 
 impl Learner {
-    /// The network, its SGD velocities and its progress from a (new or resumed) run's state.
+    /// The network, its SGD velocities and its progress from a (new or resumed) run's state;
+    /// with `towers`, this rank's tower and its part of the state.
     pub fn from_state(
         recipe: &Recipe,
         state: &Checkpoint,
         devices: &Devices,
+        towers: Option<&Towers>,
     ) -> Result<Self, TrainError> {
-        let model = AlexNet::new(&recipe.model, &devices.autodiff)?;
+        let parts;
+        let (model, weights, velocities) = match towers {
+            Some(towers) => {
+                parts = (
+                    towers.tower_tensors(&state.weights),
+                    towers.tower_tensors(&state.velocities),
+                );
+                let tower = AlexNet::tower(&recipe.model, towers.link.clone(), &devices.autodiff)?;
+                (tower, &parts.0, &parts.1)
+            }
+            None => (
+                AlexNet::new(&recipe.model, &devices.autodiff)?,
+                &state.weights,
+                &state.velocities,
+            ),
+        };
         let mut sgd = PaperSgd::new(recipe.optim.momentum, recipe.optim.weight_decay);
-        sgd.velocities = velocities_from_named(&state.velocities, &devices.plain);
+        sgd.velocities = velocities_from_named(velocities, &devices.plain);
         Ok(Self {
-            model: load_params(model, &state.weights)?,
+            model: load_params(model, weights)?,
             sgd,
             progress: state.progress.clone(),
         })
@@ -95,7 +113,8 @@ pub fn train_step(
         };
         gradients = GradientsParams::from_grads(loss.backward(), &learner.model);
     }
-    if peers.world_size > 1 {
+    // Data-parallel ranks combine their gradients; a tower's are its own half's (Section 3.2).
+    if peers.world_size > 1 && learner.model.split.is_none() {
         (gradients, totals) = all_reduce_gradients(
             peers,
             &learner.model,

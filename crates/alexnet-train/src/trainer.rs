@@ -17,12 +17,13 @@ use alexnet_run::checkpoint::{NamedTensor, named_params, velocities_to_named};
 use alexnet_run::crash_point::crash_point;
 use alexnet_run::metrics::append;
 use alexnet_run::schedule::sets_rate_every_step;
-use alexnet_run::{Checkpoint, EpochMetrics, Recipe};
+use alexnet_run::{Checkpoint, EpochMetrics, Progress, Recipe};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::Device;
 
 use crate::error::{TrainError, io_error};
+use crate::model_parallel::Towers;
 use crate::peers::Peers;
 use crate::run_data::RunData;
 use crate::start::{Start, start};
@@ -52,6 +53,9 @@ pub struct TrainOptions {
     pub local_data: Option<PathBuf>,
     /// Which device of the backend this process uses (one GPU per rank).
     pub device_index: usize,
+    /// Section 3.2's split: the two ranks of the MPI job hold one tower each (`mpi` required)
+    /// instead of splitting the batches.
+    pub model_parallel: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +125,21 @@ fn train_as_rank(
     if let Some(mpi) = options.mpi {
         peers.watch_collectives(mpi.peer_timeout);
     }
+    let towers = match options.model_parallel {
+        true if devices.plain.clone().inner() != Device::flex() => {
+            return Err(TrainError::TowersOffFlex(recipe.run.backend.clone()));
+        }
+        true => Some(Towers::new(peers.tower_link()?, &state.weights)),
+        false => None,
+    };
     let mut stuck = StuckWatch::new(state.class_names.len(), weight_norm(&state.weights));
-    let mut learner = Learner::from_state(&recipe, &state, &devices)?;
-    let (train_loader, val_loader) = loaders(&recipe, &data, peers)?;
+    let mut learner = Learner::from_state(&recipe, &state, &devices, towers.as_ref())?;
+    // Towers both see every image; data-parallel ranks each their share.
+    let data_ranks = match towers {
+        Some(_) => (0, 1),
+        None => (peers.rank, peers.world_size),
+    };
+    let (train_loader, val_loader) = loaders(&recipe, &data, data_ranks)?;
     let smoothing = recipe.optim.label_smoothing;
     let loss_function = CrossEntropyLossConfig::new()
         .with_smoothing((smoothing > 0.0).then_some(smoothing as f32))
@@ -156,7 +172,10 @@ fn train_as_rank(
         // every rank's schedule follows the errors of the whole split.
         let validation_started = Instant::now();
         let report = validate(&learner.model, &val_loader, &devices.plain, quiet)?;
-        let [top1_error, top5_error] = errors_over_ranks(peers, &report)?;
+        let [top1_error, top5_error] = match towers {
+            Some(_) => [report.top1_error, report.top5_error],
+            None => errors_over_ranks(peers, &report)?,
+        };
         let seconds = totals.seconds + validation_started.elapsed().as_secs_f64();
 
         // Section 5: divide the learning rate by 10 when the validation error stops improving.
@@ -179,14 +198,24 @@ fn train_as_rank(
             epoch_seconds: seconds,
             wall_seconds: progress.wall_seconds,
         };
+        // The run directory holds the whole network: towers join their halves for rank 0.
+        let (mut weights, mut velocities) = (
+            named_params(&learner.model),
+            velocities_to_named(&learner.sgd.velocities),
+        );
+        if let Some(towers) = &towers {
+            (weights, velocities) = (
+                towers.whole_tensors(&weights),
+                towers.whole_tensors(&velocities),
+            );
+        }
         if peers.is_root() {
-            let weights = named_params(&learner.model);
             let norm = weight_norm(&weights);
             record_epoch(
                 &recipe,
                 &data,
-                &learner,
-                weights,
+                &learner.progress,
+                [weights, velocities],
                 &metrics,
                 &options.run_dir,
             )?;
@@ -254,7 +283,7 @@ impl TrainSummary {
 fn loaders(
     recipe: &Recipe,
     data: &RunData,
-    peers: &Peers,
+    (rank, world_size): (usize, usize),
 ) -> Result<(BatchLoader, BatchLoader), TrainError> {
     let crop = recipe.model.input_size();
     let plan = ViewPlan::Train {
@@ -274,7 +303,7 @@ fn loaders(
     )?;
     train.prefetch = recipe.data.prefetch.max(1);
     (train.shuffle, train.shuffle_window) = (recipe.data.shuffle, recipe.data.shuffle_window);
-    (train.rank, train.world_size) = (peers.rank, peers.world_size);
+    (train.rank, train.world_size) = (rank, world_size);
     let mut val = BatchLoader::new(
         data.val.clone(),
         data.stats.clone(),
@@ -283,7 +312,7 @@ fn loaders(
         ViewPlan::Centre,
         seed,
     )?;
-    (val.rank, val.world_size) = (peers.rank, peers.world_size);
+    (val.rank, val.world_size) = (rank, world_size);
     Ok((train, val))
 }
 
@@ -297,18 +326,17 @@ fn loaders(
 fn record_epoch(
     recipe: &Recipe,
     data: &RunData,
-    learner: &Learner,
-    weights: Vec<NamedTensor>,
+    progress: &Progress,
+    [weights, velocities]: [Vec<NamedTensor>; 2],
     metrics: &EpochMetrics,
     run_dir: &Path,
 ) -> Result<(), TrainError> {
-    let progress = &learner.progress;
     let checkpoint = Checkpoint {
         recipe: recipe.clone(),
         class_names: data.train.class_names().to_vec(),
         progress: progress.clone(),
         weights,
-        velocities: velocities_to_named(&learner.sgd.velocities),
+        velocities,
         stats: (*data.stats).clone(),
     };
     let epoch = progress.epochs_done;
