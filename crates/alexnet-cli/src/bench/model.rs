@@ -11,10 +11,14 @@
 //! pipes, as Zen 4 and recent Intel cores have) unless `--peak-gflops` says otherwise.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use alexnet_data::Batch;
-use alexnet_model::{Activations, AlexNet, Layer, ModelConfig, Precision, summary::summarize};
+use alexnet_model::{
+    Activations, AlexNet, Layer, ModelConfig, Precision, TowerLink, summary::summarize,
+};
 use alexnet_run::{Progress, device};
 use alexnet_train::Peers;
 use alexnet_train::sgd::PaperSgd;
@@ -58,6 +62,10 @@ pub struct ModelBenchArgs {
     /// `f32`, or `bf16` for the convolutions' products (model.precision; needs AVX512-BF16).
     #[arg(long, default_value = "f32")]
     precision: String,
+    /// Under `mpirun -np 2`: the paper's two-GPU split (Section 3.2), one tower per rank, each
+    /// on the whole batch (as `alexnet train --model-parallel 2`), instead of data parallelism.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(2..=2))]
+    model_parallel: Option<u8>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -88,7 +96,50 @@ struct ModelBench {
     /// Ranks of a data-parallel step (1 alone), and the time of its gradient all-reduce alone.
     ranks: usize,
     allreduce_ms: f64,
+    /// Model parallel: the time a step spends in the towers' exchanges (sending, receiving and
+    /// waiting for the other tower), and the megabytes each tower sends per step.
+    model_parallel: bool,
+    exchange_ms: f64,
+    exchange_mb: f64,
     layers: Vec<LayerTime>,
+}
+
+/// A tower's link that adds up the time spent in its exchanges and the values it sent.
+#[derive(Debug)]
+struct TimedLink {
+    link: Arc<dyn TowerLink>,
+    nanoseconds: AtomicU64,
+    sent: AtomicU64,
+}
+
+impl TimedLink {
+    fn new(link: Arc<dyn TowerLink>) -> Self {
+        Self {
+            link,
+            nanoseconds: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+        }
+    }
+    fn seconds(&self) -> f64 {
+        self.nanoseconds.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+    fn sent_values(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+impl TowerLink for TimedLink {
+    fn tower(&self) -> usize {
+        self.link.tower()
+    }
+    fn swap(&self, mine: &[f32], theirs: usize) -> Vec<f32> {
+        let started = Instant::now();
+        let received = self.link.swap(mine, theirs);
+        let elapsed = started.elapsed().as_nanos() as u64;
+        self.nanoseconds.fetch_add(elapsed, Ordering::Relaxed);
+        self.sent.fetch_add(mine.len() as u64, Ordering::Relaxed);
+        received
+    }
 }
 
 /// The process's peak resident memory (VmHWM), in MB.
@@ -180,6 +231,10 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         .parse()
         .map_err(|e: alexnet_model::ModelError| anyhow::anyhow!(e))?;
     let mut config = ModelConfig::new(arch, args.classes);
+    let model_parallel = args.model_parallel.is_some();
+    if model_parallel {
+        config.towers = Some(2);
+    }
     config.precision = match args.precision.as_str() {
         "f32" => Precision::F32,
         "bf16" => Precision::Bf16,
@@ -199,14 +254,23 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         Some((_, ranks)) if ranks > 1 => Peers::join_mpi("alexnet bench model")?,
         _ => Peers::alone(),
     };
+    // A tower's exchanges go through a link that times them.
+    let exchanges = match model_parallel {
+        true => Some(Arc::new(TimedLink::new(peers.tower_link()?))),
+        false => None,
+    };
     let plain: Device = device(&args.backend, 0)?;
     plain.seed(0);
     let images = Tensor::<4>::random([n, 3, side, side], Distribution::Normal(0.0, 50.0), &plain);
     let step_ms = if training {
         // The trainer's own step (`alexnet_train::step::train_step`) on a fixed batch.
         let devices = Devices::new(plain.clone());
-        // This rank's share of the batch (all of it alone), as the data-parallel trainer splits it.
-        let share = n * peers.rank / peers.world_size..n * (peers.rank + 1) / peers.world_size;
+        // This rank's share of the batch (all of it alone, or as a tower), as the data-parallel
+        // trainer splits it.
+        let share = match model_parallel {
+            true => 0..n,
+            false => n * peers.rank / peers.world_size..n * (peers.rank + 1) / peers.world_size,
+        };
         let pixels = images
             .into_data()
             .try_into_vec::<f32>()
@@ -221,8 +285,12 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
             global_len: n,
         };
         let loss_function = CrossEntropyLossConfig::new().init(&devices.autodiff);
+        let model = match &exchanges {
+            Some(link) => AlexNet::tower(&config, link.clone(), &devices.autodiff)?,
+            None => AlexNet::new(&config, &devices.autodiff)?,
+        };
         let mut slot = Some(Learner {
-            model: AlexNet::new(&config, &devices.autodiff)?,
+            model,
             sgd: PaperSgd::new(0.9, 5e-4),
             // The update's arithmetic is the same at any rate; at a rate of 0 the weights stay
             // those of the first step, so random images cannot drive the loss to infinity.
@@ -266,8 +334,12 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         Vec::new()
     };
 
-    // The step's all-reduce on its own: the communication share of the step.
-    let allreduce_ms = if peers.world_size > 1 {
+    let steps = (args.warmup + args.iterations) as f64;
+    let (exchange_ms, exchange_mb) = exchanges.as_ref().map_or((0.0, 0.0), |link| {
+        (link.seconds() * 1e3 / steps, link.sent_values() as f64 * 4e-6 / steps)
+    });
+    // The step's all-reduce on its own: the communication share of a data-parallel step.
+    let allreduce_ms = if peers.world_size > 1 && !model_parallel {
         1e3 * super::allreduce::timed_allreduce(&mut peers, summary.params(), 1, args.iterations)?
     } else {
         0.0
@@ -296,6 +368,9 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         peak_memory_mb: peak_memory_mb(),
         ranks: peers.world_size,
         allreduce_ms,
+        model_parallel,
+        exchange_ms,
+        exchange_mb,
         layers,
     };
     println!(
@@ -317,7 +392,14 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         peak,
         result.peak_memory_mb
     );
-    if result.ranks > 1 {
+    if model_parallel {
+        println!(
+            "model parallel, one tower on each of 2 ranks (this rank's memory above): the \
+             towers' exchanges take {exchange_ms:.1} ms of the step ({:.0}%), {exchange_mb:.1} MB \
+             sent by each tower",
+            100.0 * exchange_ms / step_ms
+        );
+    } else if result.ranks > 1 {
         println!(
             "data parallel over {} ranks (this rank's memory above): the gradient all-reduce \
              alone takes {:.1} ms, {:.0}% of the step",
