@@ -336,7 +336,10 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
 
     let steps = (args.warmup + args.iterations) as f64;
     let (exchange_ms, exchange_mb) = exchanges.as_ref().map_or((0.0, 0.0), |link| {
-        (link.seconds() * 1e3 / steps, link.sent_values() as f64 * 4e-6 / steps)
+        (
+            link.seconds() * 1e3 / steps,
+            link.sent_values() as f64 * 4e-6 / steps,
+        )
     });
     // The step's all-reduce on its own: the communication share of a data-parallel step.
     let allreduce_ms = if peers.world_size > 1 && !model_parallel {
