@@ -63,23 +63,26 @@ fn two_mpi_ranks_train_the_same_network_as_one_process() {
         "{}",
         stdout(&out)
     );
-    assert_same_state(
-        &alone.join("last.safetensors"),
-        &ranks.join("last.safetensors"),
-        1e-5,
-    );
+    assert_same_run(&alone, &ranks);
     // --devices 2 is the same job, started for the user.
     let devices = dir.join("devices");
     let mut args = train_args(devices.to_str().unwrap(), data);
     args.extend(["--devices", "2"]);
     let out = alexnet(&args);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_run(&alone, &devices);
+}
+
+/// The two run directories hold the same weights and velocities (to 1e-5) and the same metrics.
+fn assert_same_run(alone: &std::path::Path, other: &std::path::Path) {
     assert_same_state(
         &alone.join("last.safetensors"),
-        &devices.join("last.safetensors"),
+        &other.join("last.safetensors"),
         1e-5,
     );
-    for (a, b) in metrics(&alone).iter().zip(&metrics(&ranks)) {
+    let (a_metrics, b_metrics) = (metrics(alone), metrics(other));
+    assert_eq!(a_metrics.len(), b_metrics.len());
+    for (a, b) in a_metrics.iter().zip(&b_metrics) {
         let loss = |m: &serde_json::Value| m["train_loss"].as_f64().unwrap();
         assert!((loss(a) - loss(b)).abs() < 1e-5, "{a} vs {b}");
         assert_eq!(a["train_top1_error"], b["train_top1_error"]);
@@ -132,16 +135,7 @@ fn two_towers_on_two_ranks_train_the_same_network_as_one_process() {
         "{}",
         stdout(&out)
     );
-    assert_same_state(
-        &alone.join("last.safetensors"),
-        &split.join("last.safetensors"),
-        1e-5,
-    );
-    for (a, b) in metrics(&alone).iter().zip(&metrics(&split)) {
-        let loss = |m: &serde_json::Value| m["train_loss"].as_f64().unwrap();
-        assert!((loss(a) - loss(b)).abs() < 1e-5, "{a} vs {b}");
-        assert_eq!(a["val_top1_error"], b["val_top1_error"]);
-    }
+    assert_same_run(&alone, &split);
 }
 
 #[test]

@@ -11,12 +11,13 @@
 //! - Before a response normalization a tower sends the few maps at its edge that the other's
 //!   window reaches across the boundary (the halo).
 //!
-//! The values travel through a [`TowerLink`]: MPI between two processes in training, two threads
-//! in the tests. The exchange runs on flex (the CPU backend).
+//! The values travel through a [`TowerLink`]: MPI between two processes in training
+//! (`alexnet-train`), or channels between two threads of one process ([`thread_link_pair`]). The exchange runs on flex (the CPU backend).
 
 use std::fmt::Debug;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -36,6 +37,45 @@ pub trait TowerLink: Debug + Send + Sync {
     /// Sends `mine` to the other tower and returns the `theirs` values it sent at the same time.
     /// Both towers call it in the same order.
     fn swap(&self, mine: &[f32], theirs: usize) -> Vec<f32>;
+}
+
+/// The two ends of a link between two threads of one process (a pair of channels): towers
+/// trained side by side in one program, one thread each, as the tests do.
+pub fn thread_link_pair() -> [Arc<dyn TowerLink>; 2] {
+    let (to_second, from_first) = channel();
+    let (to_first, from_second) = channel();
+    let end = |tower, to_other, from_other| -> Arc<dyn TowerLink> {
+        Arc::new(ThreadLink {
+            tower,
+            to_other: Mutex::new(to_other),
+            from_other: Mutex::new(from_other),
+        })
+    };
+    [end(0, to_second, from_second), end(1, to_first, from_first)]
+}
+
+/// One end of [`thread_link_pair`].
+#[derive(Debug)]
+struct ThreadLink {
+    tower: usize,
+    to_other: Mutex<Sender<Vec<f32>>>,
+    from_other: Mutex<Receiver<Vec<f32>>>,
+}
+
+impl TowerLink for ThreadLink {
+    fn tower(&self) -> usize {
+        self.tower
+    }
+
+    fn swap(&self, mine: &[f32], theirs: usize) -> Vec<f32> {
+        let gone = "the other tower's thread has ended";
+        let to_other = self.to_other.lock().unwrap_or_else(|e| e.into_inner());
+        to_other.send(mine.to_vec()).expect(gone);
+        let from_other = self.from_other.lock().unwrap_or_else(|e| e.into_inner());
+        let received = from_other.recv().expect(gone);
+        assert_eq!(received.len(), theirs, "tower {} received", self.tower);
+        received
+    }
 }
 
 /// What one exchange sends and receives, along dimension 1 of the tensor.

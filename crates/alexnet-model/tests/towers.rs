@@ -3,47 +3,12 @@
 //! logits both towers compute, the loss's gradient of every parameter of each tower and of the
 //! input (the sum of the towers') must be the whole network's, to float rounding.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
-
+use alexnet_model::tower_exchange::thread_link_pair;
 use alexnet_model::towers::{join_towers, tower_part};
-use alexnet_model::{AlexNet, Arch, Init, ModelConfig, TowerLink};
+use alexnet_model::{AlexNet, Arch, Init, ModelConfig};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Distribution, Gradients, Int, Tensor, TensorData};
-
-/// One end of a pair of channels.
-#[derive(Debug)]
-struct ThreadLink {
-    tower: usize,
-    to_other: Mutex<Sender<Vec<f32>>>,
-    from_other: Mutex<Receiver<Vec<f32>>>,
-}
-
-impl TowerLink for ThreadLink {
-    fn tower(&self) -> usize {
-        self.tower
-    }
-    fn swap(&self, mine: &[f32], theirs: usize) -> Vec<f32> {
-        self.to_other.lock().unwrap().send(mine.to_vec()).unwrap();
-        let received = self.from_other.lock().unwrap().recv().unwrap();
-        assert_eq!(received.len(), theirs, "tower {} received", self.tower);
-        received
-    }
-}
-
-fn linked_pair() -> [Arc<dyn TowerLink>; 2] {
-    let (a_send, b_receive) = channel();
-    let (b_send, a_receive) = channel();
-    let end = |tower, to: Sender<_>, from: Receiver<_>| -> Arc<dyn TowerLink> {
-        Arc::new(ThreadLink {
-            tower,
-            to_other: Mutex::new(to),
-            from_other: Mutex::new(from),
-        })
-    };
-    [end(0, a_send, a_receive), end(1, b_send, b_receive)]
-}
 
 /// Every parameter as (shape, values), in the network's order.
 struct Values(Vec<(Vec<usize>, Vec<f32>)>);
@@ -155,7 +120,7 @@ fn compare(config: ModelConfig, batch: usize) {
     let classes = config.num_classes;
     let reference = pass(&whole, &images, classes, &device);
     let towers: Vec<Pass> = std::thread::scope(|scope| {
-        let handles: Vec<_> = linked_pair()
+        let handles: Vec<_> = thread_link_pair()
             .into_iter()
             .map(|link| {
                 let (config, values, images, device) = (&config, &values, &images, &device);
@@ -237,7 +202,7 @@ fn a_parameter_splits_along_its_outputs_and_joins_back() {
 #[test]
 fn a_one_tower_network_cannot_be_split() {
     let config = ModelConfig::new(Arch::AlexnetCifar, 10);
-    let [link, _] = linked_pair();
+    let [link, _] = thread_link_pair();
     let error = AlexNet::tower(&config, link, &Device::flex()).unwrap_err();
     assert_eq!(error.field(), "model.towers");
 }

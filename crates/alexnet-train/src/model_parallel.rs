@@ -100,25 +100,9 @@ impl Towers {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-    use std::sync::mpsc::{Receiver, Sender, channel};
+    use alexnet_model::tower_exchange::thread_link_pair;
 
     use super::*;
-
-    #[derive(Debug)]
-    struct ThreadLink(usize, Mutex<Sender<Vec<f32>>>, Mutex<Receiver<Vec<f32>>>);
-
-    impl TowerLink for ThreadLink {
-        fn tower(&self) -> usize {
-            self.0
-        }
-        fn swap(&self, mine: &[f32], theirs: usize) -> Vec<f32> {
-            self.1.lock().unwrap().send(mine.to_vec()).unwrap();
-            let received = self.2.lock().unwrap().recv().unwrap();
-            assert_eq!(received.len(), theirs);
-            received
-        }
-    }
 
     fn named(name: &str, shape: Vec<usize>, values: Vec<f32>) -> NamedTensor {
         NamedTensor {
@@ -140,12 +124,7 @@ mod tests {
             vec![6],
             vec![-1., -2., -3., -4., -5., -6.],
         )];
-        let (a_send, b_receive) = channel();
-        let (b_send, a_receive) = channel();
-        let links: [Arc<dyn TowerLink>; 2] = [
-            Arc::new(ThreadLink(0, Mutex::new(a_send), Mutex::new(a_receive))),
-            Arc::new(ThreadLink(1, Mutex::new(b_send), Mutex::new(b_receive))),
-        ];
+        let links = thread_link_pair();
         let joined: Vec<_> = std::thread::scope(|scope| {
             let handles: Vec<_> = links
                 .into_iter()
