@@ -12,7 +12,8 @@
 //!   window reaches across the boundary (the halo).
 //!
 //! The values travel through a [`TowerLink`]: MPI between two processes in training
-//! (`alexnet-train`), or channels between two threads of one process ([`thread_link_pair`]). The exchange runs on flex (the CPU backend).
+//! (`alexnet-train`), or channels between two threads of one process ([`thread_link_pair`]).
+//! The exchange runs on flex (the CPU backend).
 
 use std::fmt::Debug;
 use std::ops::Range;
