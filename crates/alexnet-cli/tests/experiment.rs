@@ -57,6 +57,74 @@ fn experiment_named(
 }
 
 #[test]
+fn with_jobs_the_runs_train_side_by_side_as_alexnet_train_processes() {
+    let dir = temp_dir("experiment-jobs-defs");
+    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
+    let (alone, side_by_side) = (temp_dir("experiment-jobs-1"), temp_dir("experiment-jobs-2"));
+    // The reference with the threads each of two jobs gets (another thread count adds in
+    // another order: 1.3e-5 apart after these 2 epochs).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / 2).max(1).to_string();
+    let out = experiment(&dir, &alone, Some(("RAYON_NUM_THREADS", &threads)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(["experiment", "tiny", "--quiet", "--jobs", "2"])
+        .args(["--dir", dir.to_str().unwrap()])
+        .args(["--out", side_by_side.to_str().unwrap()])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).matches(": started").count(),
+        2,
+        "{}",
+        stdout(&out)
+    );
+    for run in ["lrn-seed0", "no-lrn-seed0"] {
+        let log = side_by_side.join("tiny").join(format!("{run}.log"));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("done: 2 epochs"), "{}: {text}", log.display());
+        // The same runs as in one process, one after the other.
+        assert_same_state(
+            &alone.join("tiny").join(run).join("last.safetensors"),
+            &side_by_side.join("tiny").join(run).join("last.safetensors"),
+            1e-5,
+        );
+    }
+    let md = std::fs::read_to_string(side_by_side.join("tiny/results.md")).unwrap();
+    assert!(md.contains("| lrn |") && md.contains("| no-lrn |"), "{md}");
+    // Given again, nothing is trained.
+    let again = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(["experiment", "tiny", "--quiet", "--jobs", "2"])
+        .args(["--dir", dir.to_str().unwrap()])
+        .args(["--out", side_by_side.to_str().unwrap()])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&again).matches("skipped: finished").count(), 2);
+
+    // A run whose process fails ends the experiment with an error that points at its log.
+    let broken = TINY.replace("fixtures/cifar10-mini", "fixtures/no-such-data");
+    std::fs::write(dir.join("broken.toml"), broken).unwrap();
+    let failed = Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(["experiment", "broken", "--quiet", "--jobs", "2"])
+        .args(["--dir", dir.to_str().unwrap()])
+        .args(["--out", side_by_side.to_str().unwrap()])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let err = stderr(&failed);
+    assert!(
+        err.contains("alexnet train failed") && err.contains("broken/lrn-seed0.log"),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(side_by_side.join("broken/lrn-seed0.log")).unwrap();
+    assert!(log.contains("no-such-data"), "{log}");
+}
+
+#[test]
 fn a_two_arm_experiment_runs_skips_what_is_done_and_resumes_what_is_not() {
     let dir = temp_dir("experiment-defs");
     std::fs::write(dir.join("tiny.toml"), TINY).unwrap();

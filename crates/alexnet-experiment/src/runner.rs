@@ -43,6 +43,13 @@ pub enum RunError {
     Baseline { method: String, reason: String },
     #[error("{dir}: cannot link it to its finished twin: {reason}")]
     Link { dir: PathBuf, reason: String },
+    #[error("{arm} seed {seed}: alexnet train failed ({reason}); its output is in {log}")]
+    Process {
+        arm: String,
+        seed: u64,
+        log: PathBuf,
+        reason: String,
+    },
 }
 
 /// One run of the experiment.
@@ -211,18 +218,22 @@ pub fn epochs_done(run: &PlannedRun) -> Result<Option<usize>, RunError> {
     Ok(Some(Checkpoint::read_progress(&last)?.epochs_done))
 }
 
-/// Trains `run` to its epochs: skipped when done, resumed when begun, linked to a finished twin
-/// under `out` when there is one, started otherwise.
-pub fn execute(
-    run: &PlannedRun,
-    base: &Path,
-    out: &Path,
-    quiet: bool,
-) -> Result<RunStatus, RunError> {
+/// What a run needs, once what is on disk has been looked at.
+pub enum NextStep {
+    /// Nothing: finished already, or linked to its finished twin.
+    Done(RunStatus),
+    /// Training, from the start (`Started`, with the recipe) or from its last checkpoint
+    /// (`Resumed`, whose recipe is in the checkpoint).
+    Train(RunStatus, Box<Recipe>),
+}
+
+/// Skips `run` when done, links it to a finished twin under `out` when there is one, and says
+/// otherwise how it is to be trained.
+pub fn prepare(run: &PlannedRun, base: &Path, out: &Path) -> Result<NextStep, RunError> {
     // The checkpoint's header, read once for both questions.
     let done = epochs_done(run)?;
     if finished_after(run, done) {
-        return Ok(RunStatus::Skipped);
+        return Ok(NextStep::Done(RunStatus::Skipped));
     }
     let status = match done {
         Some(done) => RunStatus::Resumed(done),
@@ -244,8 +255,23 @@ pub fn execute(
         && let Some(twin) = find_twin(out, &run.dir, &recipe)
     {
         link(&twin, &run.dir)?;
-        return Ok(RunStatus::Shared(twin));
+        return Ok(NextStep::Done(RunStatus::Shared(twin)));
     }
+    Ok(NextStep::Train(status, Box::new(recipe)))
+}
+
+/// Trains `run` to its epochs in this process: skipped when done, resumed when begun, linked to
+/// a finished twin under `out` when there is one, started otherwise.
+pub fn execute(
+    run: &PlannedRun,
+    base: &Path,
+    out: &Path,
+    quiet: bool,
+) -> Result<RunStatus, RunError> {
+    let (status, recipe) = match prepare(run, base, out)? {
+        NextStep::Done(status) => return Ok(status),
+        NextStep::Train(status, recipe) => (status, recipe),
+    };
     let options = TrainOptions {
         run_dir: run.dir.clone(),
         resume: status != RunStatus::Started,
@@ -258,7 +284,7 @@ pub fn execute(
         device_index: 0,
         model_parallel: false,
     };
-    train(recipe, &options).map_err(|source| RunError::Train {
+    train(*recipe, &options).map_err(|source| RunError::Train {
         arm: run.arm.clone(),
         seed: run.seed,
         dir: run.dir.clone(),
