@@ -56,6 +56,17 @@ fn experiment_named(
     command.output().unwrap()
 }
 
+/// `alexnet experiment NAME --jobs 2`.
+fn two_jobs(name: &str, dir: &Path, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_alexnet"))
+        .args(["experiment", name, "--quiet", "--jobs", "2"])
+        .args(["--dir", dir.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .current_dir(repo_root())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn with_jobs_the_runs_train_side_by_side_as_alexnet_train_processes() {
     let dir = temp_dir("experiment-jobs-defs");
@@ -67,13 +78,7 @@ fn with_jobs_the_runs_train_side_by_side_as_alexnet_train_processes() {
     let threads = (cores / 2).max(1).to_string();
     let out = experiment(&dir, &alone, Some(("RAYON_NUM_THREADS", &threads)));
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = Command::new(env!("CARGO_BIN_EXE_alexnet"))
-        .args(["experiment", "tiny", "--quiet", "--jobs", "2"])
-        .args(["--dir", dir.to_str().unwrap()])
-        .args(["--out", side_by_side.to_str().unwrap()])
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
+    let out = two_jobs("tiny", &dir, &side_by_side);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out).matches(": started").count(),
@@ -95,25 +100,13 @@ fn with_jobs_the_runs_train_side_by_side_as_alexnet_train_processes() {
     let md = std::fs::read_to_string(side_by_side.join("tiny/results.md")).unwrap();
     assert!(md.contains("| lrn |") && md.contains("| no-lrn |"), "{md}");
     // Given again, nothing is trained.
-    let again = Command::new(env!("CARGO_BIN_EXE_alexnet"))
-        .args(["experiment", "tiny", "--quiet", "--jobs", "2"])
-        .args(["--dir", dir.to_str().unwrap()])
-        .args(["--out", side_by_side.to_str().unwrap()])
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
+    let again = two_jobs("tiny", &dir, &side_by_side);
     assert_eq!(stdout(&again).matches("skipped: finished").count(), 2);
 
     // A run whose process fails ends the experiment with an error that points at its log.
     let broken = TINY.replace("fixtures/cifar10-mini", "fixtures/no-such-data");
     std::fs::write(dir.join("broken.toml"), broken).unwrap();
-    let failed = Command::new(env!("CARGO_BIN_EXE_alexnet"))
-        .args(["experiment", "broken", "--quiet", "--jobs", "2"])
-        .args(["--dir", dir.to_str().unwrap()])
-        .args(["--out", side_by_side.to_str().unwrap()])
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
+    let failed = two_jobs("broken", &dir, &side_by_side);
     assert!(!failed.status.success());
     let err = stderr(&failed);
     assert!(
