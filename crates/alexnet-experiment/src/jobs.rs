@@ -11,31 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::runner::{NextStep, PlannedRun, RunError, RunStatus, prepare};
 
-/// The arguments of `alexnet train` that make (or resume) `run`.
-pub fn train_arguments(run: &PlannedRun, base: &Path, status: &RunStatus) -> Vec<String> {
-    let mut arguments = vec!["train".to_string()];
-    match status {
-        RunStatus::Started => {
-            arguments.extend(["--recipe".into(), base.display().to_string()]);
-            for set in &run.overrides {
-                arguments.extend(["--set".into(), set.clone()]);
-            }
-            arguments.extend(["--run-dir".into(), run.dir.display().to_string()]);
-        }
-        _ => arguments.extend([
-            "--resume".into(),
-            run.dir.display().to_string(),
-            "--epochs".into(),
-            run.epochs.to_string(),
-        ]),
-    }
-    if let Some(target) = run.stop_at_train_error {
-        arguments.extend(["--stop-at-train-error".into(), target.to_string()]);
-    }
-    arguments.push("--quiet".into());
-    arguments
-}
-
 /// Where the output of `run`'s process goes.
 pub fn log_path(run: &PlannedRun) -> PathBuf {
     run.dir.with_extension("log")
@@ -131,7 +106,8 @@ fn spawn(
         .try_clone()
         .map_err(|e| opened("opening its log", e))?;
     Command::new(program)
-        .args(train_arguments(run, base, status))
+        .args(run.train_arguments(base, *status != RunStatus::Started))
+        .arg("--quiet")
         .env("RAYON_NUM_THREADS", threads)
         .stdin(Stdio::null())
         .stdout(output)
@@ -165,13 +141,19 @@ mod tests {
         };
         let base = Path::new("recipes/demo.toml");
         assert_eq!(
-            train_arguments(&run, base, &RunStatus::Started).join(" "),
-            "train --recipe recipes/demo.toml --set model.lrn=true --set run.seed=1 --run-dir \
-             out/tiny/lrn-seed1 --stop-at-train-error 0.25 --quiet"
+            run.train_arguments(base, false).join(" "),
+            "train --recipe recipes/demo.toml --set model.lrn=true --set run.seed=1 \
+             --stop-at-train-error 0.25 --run-dir out/tiny/lrn-seed1"
+        );
+        // The command the results table gives is the same, quoted for a shell.
+        assert_eq!(
+            run.command(base),
+            "alexnet train --recipe recipes/demo.toml --set 'model.lrn=true' --set 'run.seed=1' \
+             --stop-at-train-error 0.25 --run-dir out/tiny/lrn-seed1"
         );
         assert_eq!(
-            train_arguments(&run, base, &RunStatus::Resumed(2)).join(" "),
-            "train --resume out/tiny/lrn-seed1 --epochs 3 --stop-at-train-error 0.25 --quiet"
+            run.train_arguments(base, true).join(" "),
+            "train --resume out/tiny/lrn-seed1 --epochs 3 --stop-at-train-error 0.25"
         );
         assert_eq!(log_path(&run), PathBuf::from("out/tiny/lrn-seed1.log"));
     }

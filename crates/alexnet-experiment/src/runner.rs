@@ -66,21 +66,44 @@ pub struct PlannedRun {
 }
 
 impl PlannedRun {
-    /// The `alexnet train` command that makes this run by hand.
+    /// The arguments of `alexnet train` that start this run (`resume`: go on from its last
+    /// checkpoint, whose recipe it keeps).
+    pub fn train_arguments(&self, base: &Path, resume: bool) -> Vec<String> {
+        let mut arguments = vec!["train".to_string()];
+        if resume {
+            arguments.extend([
+                "--resume".into(),
+                self.dir.display().to_string(),
+                "--epochs".into(),
+                self.epochs.to_string(),
+            ]);
+        } else {
+            arguments.extend(["--recipe".into(), base.display().to_string()]);
+            for set in &self.overrides {
+                arguments.extend(["--set".into(), set.clone()]);
+            }
+        }
+        if let Some(target) = self.stop_at_train_error {
+            arguments.extend(["--stop-at-train-error".into(), target.to_string()]);
+        }
+        if !resume {
+            arguments.extend(["--run-dir".into(), self.dir.display().to_string()]);
+        }
+        arguments
+    }
+
+    /// The `alexnet train` command that makes this run by hand (the overrides quoted for a shell).
     pub fn command(&self, base: &Path) -> String {
-        let sets: String = self
-            .overrides
-            .iter()
-            .map(|o| format!(" --set '{o}'"))
-            .collect();
-        let stop = self
-            .stop_at_train_error
-            .map_or(String::new(), |t| format!(" --stop-at-train-error {t}"));
-        format!(
-            "alexnet train --recipe {}{sets}{stop} --run-dir {}",
-            base.display(),
-            self.dir.display()
-        )
+        let arguments = self.train_arguments(base, false);
+        let mut command = String::from("alexnet");
+        for (i, argument) in arguments.iter().enumerate() {
+            if i > 0 && arguments[i - 1] == "--set" {
+                command.push_str(&format!(" '{argument}'"));
+            } else {
+                command.push_str(&format!(" {argument}"));
+            }
+        }
+        command
     }
 }
 

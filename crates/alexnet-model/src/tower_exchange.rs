@@ -133,10 +133,32 @@ fn own_offset(exchange: &Exchange) -> usize {
 }
 
 /// Maps `range` of every outer row of `[outer, maps, inner]` values, in order.
-fn take_maps(values: &[f32], maps: usize, inner: usize, range: Range<usize>) -> Vec<f32> {
+pub(crate) fn take_maps(
+    values: &[f32],
+    maps: usize,
+    inner: usize,
+    range: Range<usize>,
+) -> Vec<f32> {
     values
         .chunks_exact(maps * inner)
         .flat_map(|row| &row[range.start * inner..range.end * inner])
+        .copied()
+        .collect()
+}
+
+/// `[outer, a, inner]` and `[outer, b, inner]` values joined along the middle axis:
+/// `[outer, a + b, inner]`, each outer row `first`'s then `second`'s.
+pub(crate) fn join_maps(first: &[f32], second: &[f32], outer: usize) -> Vec<f32> {
+    if outer == 0 {
+        return Vec::new();
+    }
+    let (a, b) = (first.len() / outer, second.len() / outer);
+    (0..outer)
+        .flat_map(|o| {
+            first[o * a..(o + 1) * a]
+                .iter()
+                .chain(&second[o * b..(o + 1) * b])
+        })
         .copied()
         .collect()
 }
@@ -148,19 +170,11 @@ impl TowerBackend for Flex {
         let values = x.as_slice::<f32>().expect("an f32 tensor");
         let sent = take_maps(values, maps, inner, exchange.send.clone());
         let received = exchange.link.swap(&sent, outer * exchange.receive * inner);
-        let (own, theirs) = (maps * inner, exchange.receive * inner);
-        let mut output = Vec::with_capacity(outer * (own + theirs));
-        for b in 0..outer {
-            let mine = &values[b * own..(b + 1) * own];
-            let other = &received[b * theirs..(b + 1) * theirs];
-            if exchange.link.tower() == 0 {
-                output.extend_from_slice(mine);
-                output.extend_from_slice(other);
-            } else {
-                output.extend_from_slice(other);
-                output.extend_from_slice(mine);
-            }
-        }
+        let output = if exchange.link.tower() == 0 {
+            join_maps(values, &received, outer)
+        } else {
+            join_maps(&received, values, outer)
+        };
         let dims = with_maps(dims, maps + exchange.receive);
         FlexTensor::from_data(TensorData::new(output, dims))
     }

@@ -28,7 +28,7 @@ use burn::tensor::{Device, Tensor};
 use crate::alexnet::{AlexNet, LayerTable, layer_table};
 use crate::config::{ModelConfig, ModelError};
 use crate::lrn::LocalResponseNorm;
-use crate::tower_exchange::{Exchange, TowerBackend, TowerLink};
+use crate::tower_exchange::{Exchange, TowerBackend, TowerLink, join_maps, take_maps};
 
 /// What a tower knows of the other: the link to it and how many outputs its layers have.
 #[derive(Debug, Clone)]
@@ -157,21 +157,21 @@ pub fn tower_dims(dims: &[usize], tower: usize) -> Vec<usize> {
     part
 }
 
+/// `dims` as `(outer, the axis, inner)` around the axis a parameter splits along.
+fn around_axis(dims: &[usize]) -> (usize, usize, usize) {
+    let axis = output_axis(dims);
+    (
+        dims[..axis].iter().product(),
+        dims[axis],
+        dims[axis + 1..].iter().product(),
+    )
+}
+
 /// Tower `tower`'s part of a whole network's parameter: its shape and values.
 pub fn tower_part(dims: &[usize], values: &[f32], tower: usize) -> (Vec<usize>, Vec<f32>) {
-    let axis = output_axis(dims);
-    let (outer, inner): (usize, usize) = (
-        dims[..axis].iter().product(),
-        dims[axis + 1..].iter().product(),
-    );
-    let range = tower_range(dims[axis], tower);
-    let part_dims = tower_dims(dims, tower);
-    let row = dims[axis] * inner;
-    let part = (0..outer)
-        .flat_map(|o| &values[o * row + range.start * inner..o * row + range.end * inner])
-        .copied()
-        .collect();
-    (part_dims, part)
+    let (_, outputs, inner) = around_axis(dims);
+    let part = take_maps(values, outputs, inner, tower_range(outputs, tower));
+    (tower_dims(dims, tower), part)
 }
 
 /// The whole parameter from both towers' parts (tower 0's first): the inverse of
@@ -181,20 +181,8 @@ pub fn join_towers(
     second: (&[usize], &[f32]),
 ) -> (Vec<usize>, Vec<f32>) {
     let axis = output_axis(first.0);
-    let (outer, inner): (usize, usize) = (
-        first.0[..axis].iter().product(),
-        first.0[axis + 1..].iter().product(),
-    );
-    let (a, b) = (first.0[axis] * inner, second.0[axis] * inner);
+    let (outer, _, _) = around_axis(first.0);
     let mut dims = first.0.to_vec();
     dims[axis] += second.0[axis];
-    let values = (0..outer)
-        .flat_map(|o| {
-            first.1[o * a..(o + 1) * a]
-                .iter()
-                .chain(&second.1[o * b..(o + 1) * b])
-        })
-        .copied()
-        .collect();
-    (dims, values)
+    (dims, join_maps(first.1, second.1, outer))
 }

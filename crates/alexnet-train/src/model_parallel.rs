@@ -48,16 +48,7 @@ impl Towers {
             .iter()
             .map(|t| {
                 let (dims, values) = tower_part(self.whole_shape(&t.name), &t.values, tower);
-                let shape = if t.shape.len() == 1 && dims.len() > 1 {
-                    vec![values.len()]
-                } else {
-                    dims
-                };
-                NamedTensor {
-                    name: t.name.clone(),
-                    shape,
-                    values,
-                }
+                stored_like(t, dims, values)
             })
             .collect()
     }
@@ -77,8 +68,7 @@ impl Towers {
         mine.iter()
             .zip(their_dims)
             .map(|(t, their_dims)| {
-                let whole = self.whole_shape(&t.name);
-                let my_dims = tower_dims(whole, tower);
+                let my_dims = tower_dims(self.whole_shape(&t.name), tower);
                 let (theirs, after) = rest.split_at(their_dims.iter().product());
                 rest = after;
                 let (dims, values) = if tower == 0 {
@@ -86,15 +76,23 @@ impl Towers {
                 } else {
                     join_towers((&their_dims, theirs), (&my_dims, &t.values))
                 };
-                // A velocity is stored flattened.
-                let flat = t.shape.len() == 1 && whole.len() > 1;
-                NamedTensor {
-                    name: t.name.clone(),
-                    shape: if flat { vec![values.len()] } else { dims },
-                    values,
-                }
+                stored_like(t, dims, values)
             })
             .collect()
+    }
+}
+
+/// A tensor of `dims` stored as `like` is: flattened when `like` is 1-D (a velocity, or a bias,
+/// whose part is 1-D anyway).
+fn stored_like(like: &NamedTensor, dims: Vec<usize>, values: Vec<f32>) -> NamedTensor {
+    NamedTensor {
+        name: like.name.clone(),
+        shape: if like.shape.len() == 1 {
+            vec![values.len()]
+        } else {
+            dims
+        },
+        values,
     }
 }
 

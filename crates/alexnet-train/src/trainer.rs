@@ -198,18 +198,7 @@ fn train_as_rank(
             epoch_seconds: seconds,
             wall_seconds: progress.wall_seconds,
         };
-        // The run directory holds the whole network: towers join their halves for rank 0.
-        let (mut weights, mut velocities) = (
-            named_params(&learner.model),
-            velocities_to_named(&learner.sgd.velocities),
-        );
-        if let Some(towers) = &towers {
-            (weights, velocities) = (
-                towers.whole_tensors(&weights),
-                towers.whole_tensors(&velocities),
-            );
-        }
-        if peers.is_root() {
+        if let Some([weights, velocities]) = whole_state(&learner, towers.as_ref(), peers) {
             let norm = weight_norm(&weights);
             record_epoch(
                 &recipe,
@@ -236,6 +225,28 @@ fn train_as_rank(
         }
     }
     Ok(summary)
+}
+
+/// The whole network's weights and velocities, where rank 0 writes them: its own, or, for a
+/// tower, both towers' joined (every tower takes part in the swap; only rank 0 gets them).
+fn whole_state(
+    learner: &Learner,
+    towers: Option<&Towers>,
+    peers: &Peers,
+) -> Option<[Vec<NamedTensor>; 2]> {
+    let state = || {
+        [
+            named_params(&learner.model),
+            velocities_to_named(&learner.sgd.velocities),
+        ]
+    };
+    match towers {
+        Some(towers) => {
+            let whole = state().map(|part| towers.whole_tensors(&part));
+            peers.is_root().then_some(whole)
+        }
+        None => peers.is_root().then(state),
+    }
 }
 
 /// Top-1 and top-5 error over every rank's share of the validation set (one rank: its own).
