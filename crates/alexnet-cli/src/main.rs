@@ -19,11 +19,13 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc keeps freed memory mapped for reuse. With the system allocator every 77 MB batch (and
-/// every large tensor) is a fresh mapping whose pages fault in one by one: 20 ms per batch of 128,
-/// half the time of building it.
+/// mimalloc keeps freed small blocks mapped for reuse. With the system allocator every 77 MB batch
+/// (and every large tensor) is a fresh mapping whose pages fault in one by one: 20 ms per batch of
+/// 128, half the time of building it. mimalloc still gives its largest blocks back to the OS, so
+/// the pool in front of it keeps those for the next step (`alexnet-alloc`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alexnet_alloc::PooledAllocator<mimalloc::MiMalloc> =
+    alexnet_alloc::PooledAllocator::new(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(

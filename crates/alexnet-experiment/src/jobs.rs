@@ -13,7 +13,11 @@ use crate::runner::{NextStep, PlannedRun, RunError, RunStatus, prepare};
 
 /// Where the output of `run`'s process goes.
 pub fn log_path(run: &PlannedRun) -> PathBuf {
-    run.dir.with_extension("log")
+    // Not `with_extension`: an arm named `relu-lr0.01` would lose `.01-seed0` to it, and two
+    // runs would share one log.
+    let mut name = run.dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".log");
+    run.dir.with_file_name(name)
 }
 
 struct Running {
@@ -156,5 +160,13 @@ mod tests {
             "train --resume out/tiny/lrn-seed1 --epochs 3 --stop-at-train-error 0.25"
         );
         assert_eq!(log_path(&run), PathBuf::from("out/tiny/lrn-seed1.log"));
+        let dotted = PlannedRun {
+            dir: "out/tiny/relu-lr0.01-seed0".into(),
+            ..run
+        };
+        assert_eq!(
+            log_path(&dotted),
+            PathBuf::from("out/tiny/relu-lr0.01-seed0.log")
+        );
     }
 }

@@ -101,6 +101,9 @@ struct ModelBench {
     model_parallel: bool,
     exchange_ms: f64,
     exchange_mb: f64,
+    /// Large blocks a timed step took new from the OS (their pages faulted in and zeroed by the
+    /// kernel), not from the allocator's pool.
+    new_large_blocks_per_step: f64,
     layers: Vec<LayerTime>,
 }
 
@@ -170,18 +173,28 @@ fn estimated_peak_gflops(threads: usize) -> f64 {
 }
 
 /// Median milliseconds of `run` over `iterations` after `warmup`.
-fn time_ms(warmup: usize, iterations: usize, mut run: impl FnMut()) -> f64 {
+fn time_ms(warmup: usize, iterations: usize, run: impl FnMut()) -> f64 {
+    timed_steps(warmup, iterations, run).0
+}
+
+/// The median time of `run` after `warmup` untimed calls, and the large blocks (at least
+/// `alexnet_alloc::POOL_MIN_BYTES`) each timed call took new from the OS rather than from the
+/// allocator's pool.
+fn timed_steps(warmup: usize, iterations: usize, mut run: impl FnMut()) -> (f64, f64) {
     for _ in 0..warmup {
         run();
     }
-    let times = (0..iterations.max(1))
+    let before = crate::ALLOCATOR.stats();
+    let iterations = iterations.max(1);
+    let times = (0..iterations)
         .map(|_| {
             let started = Instant::now();
             run();
             started.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    median(times)
+    let new_blocks = crate::ALLOCATOR.stats().misses - before.misses;
+    (median(times), new_blocks as f64 / iterations as f64)
 }
 
 /// Forces a computation to finish (flex is eager; this also covers lazy backends).
@@ -262,7 +275,7 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
     let plain: Device = device(&args.backend, 0)?;
     plain.seed(0);
     let images = Tensor::<4>::random([n, 3, side, side], Distribution::Normal(0.0, 50.0), &plain);
-    let step_ms = if training {
+    let (step_ms, new_large_blocks_per_step) = if training {
         // The trainer's own step (`alexnet_train::step::train_step`) on a fixed batch.
         let devices = Devices::new(plain.clone());
         // This rank's share of the batch (all of it alone, or as a tower), as the data-parallel
@@ -297,7 +310,7 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
             progress: Progress::fresh(0.0),
         });
         let mut failure = None;
-        let ms = time_ms(args.warmup, args.iterations, || {
+        let timed = timed_steps(args.warmup, args.iterations, || {
             let learner = slot
                 .take()
                 .expect("the learner is put back after each step");
@@ -309,10 +322,10 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         if let Some(e) = failure {
             bail!("the benchmark's training step failed: {e}");
         }
-        ms
+        timed
     } else {
         let model = AlexNet::new(&config, &plain)?.valid();
-        time_ms(args.warmup, args.iterations, || {
+        timed_steps(args.warmup, args.iterations, || {
             let _ = model.forward(images.clone()).sum().into_scalar::<f32>();
         })
     };
@@ -374,6 +387,7 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         model_parallel,
         exchange_ms,
         exchange_mb,
+        new_large_blocks_per_step,
         layers,
     };
     println!(
@@ -394,6 +408,13 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         100.0 * result.share_of_peak,
         peak,
         result.peak_memory_mb
+    );
+    println!(
+        "large blocks new from the OS: {:.1} a step (the rest from the allocator's pool; \
+         ALEXNET_POOL_MB={} MB)",
+        result.new_large_blocks_per_step,
+        std::env::var("ALEXNET_POOL_MB")
+            .unwrap_or_else(|_| alexnet_alloc::DEFAULT_POOL_MB.to_string())
     );
     if model_parallel {
         println!(
