@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use alexnet_experiment::plot::draw_errors;
 use alexnet_experiment::{
-    Experiment, RunStatus, collect, evaluate_arm, evaluate_baselines, execute, execute_in_parallel,
-    list, plan, read_baselines, read_evaluations,
+    Experiment, PlannedRun, RunStatus, collect, evaluate_arm, evaluate_baselines, execute,
+    execute_in_parallel, list, plan, read_baselines, read_evaluations,
 };
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -87,46 +87,27 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     }
     let experiment = Experiment::load(&path)?;
     let full = args.scale == Scale::Full;
-    let runs = plan(
-        &experiment,
-        full,
-        args.seeds.map(|s| s as usize),
-        &args.out,
-        args.data.as_deref(),
-    );
-    let results_dir = args.out.join(&experiment.name);
-    let said = |i: usize, status: &RunStatus, seconds: f64| {
-        let run = &runs[i];
-        let what = match status {
-            RunStatus::Skipped => "skipped: finished".to_string(),
-            RunStatus::Resumed(done) => format!("resumed after epoch {done}"),
-            RunStatus::Started => "started".to_string(),
-            RunStatus::Shared(twin) => format!("the same run as {}", twin.display()),
-        };
-        println!(
-            "[{}/{}] {} seed {}: {what} ({seconds:.0} s) -> {}",
-            i + 1,
-            runs.len(),
-            run.arm,
-            run.seed,
-            run.dir.display()
-        );
-    };
-    if !args.report_only && args.jobs > 1 {
-        let program = std::env::current_exe().context("finding the alexnet program")?;
-        execute_in_parallel(
-            &runs,
-            &experiment.base,
+    let planned = || {
+        plan(
+            &experiment,
+            full,
+            args.seeds.map(|s| s as usize),
             &args.out,
-            args.jobs as usize,
-            &program,
-            said,
-        )?;
-    } else if !args.report_only {
-        for (i, run) in runs.iter().enumerate() {
-            let started = Instant::now();
-            let status = execute(run, &experiment.base, &args.out, args.quiet)?;
-            said(i, &status, started.elapsed().as_secs_f64());
+            args.data.as_deref(),
+        )
+    };
+    let results_dir = args.out.join(&experiment.name);
+    let mut runs = planned();
+    // A sweep's winner has its other seeds planned only once the sweep's seed-0 runs are done:
+    // train, plan again, and go on while that adds runs.
+    if !args.report_only {
+        loop {
+            execute_all(&runs, &experiment, &args)?;
+            let again = planned();
+            if again.len() == runs.len() {
+                break;
+            }
+            runs = again;
         }
     }
     let mut evaluations = Vec::new();
@@ -163,5 +144,44 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         );
     }
     println!("results: {}", results_dir.join("results.md").display());
+    Ok(())
+}
+
+/// Trains every run of `runs` not yet finished (`--jobs` at a time), saying what happened to each.
+fn execute_all(runs: &[PlannedRun], experiment: &Experiment, args: &ExperimentArgs) -> Result<()> {
+    let said = |i: usize, status: &RunStatus, seconds: f64| {
+        let run = &runs[i];
+        let what = match status {
+            RunStatus::Skipped => "skipped: finished".to_string(),
+            RunStatus::Resumed(done) => format!("resumed after epoch {done}"),
+            RunStatus::Started => "started".to_string(),
+            RunStatus::Shared(twin) => format!("the same run as {}", twin.display()),
+        };
+        println!(
+            "[{}/{}] {} seed {}: {what} ({seconds:.0} s) -> {}",
+            i + 1,
+            runs.len(),
+            run.arm,
+            run.seed,
+            run.dir.display()
+        );
+    };
+    if args.jobs > 1 {
+        let program = std::env::current_exe().context("finding the alexnet program")?;
+        execute_in_parallel(
+            runs,
+            &experiment.base,
+            &args.out,
+            args.jobs as usize,
+            &program,
+            said,
+        )?;
+    } else {
+        for (i, run) in runs.iter().enumerate() {
+            let started = Instant::now();
+            let status = execute(run, &experiment.base, &args.out, args.quiet)?;
+            said(i, &status, started.elapsed().as_secs_f64());
+        }
+    }
     Ok(())
 }

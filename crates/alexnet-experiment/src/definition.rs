@@ -82,6 +82,12 @@ pub struct Arm {
     /// checkpoints).
     #[serde(default)]
     pub runs_of: Option<String>,
+    /// A rate sweep (Figure 1: "the learning rates for each network were chosen independently
+    /// to make training as fast as possible"): the arms of one group each train seed 0, and only
+    /// the group's best (fewest epochs to `train_error_target`, then lowest validation error)
+    /// trains the other seeds.
+    #[serde(default)]
+    pub sweep: Option<String>,
 }
 
 impl Arm {
@@ -230,6 +236,18 @@ impl Experiment {
             if arm.ensemble == Some(0) {
                 return Err(format!("arm[{i}].ensemble: at least 1 network"));
             }
+            if let Some(group) = &arm.sweep {
+                if arm.evaluated() {
+                    return Err(format!(
+                        "arm[{i}].sweep: a test-time arm trains nothing to sweep over"
+                    ));
+                }
+                if self.sweep_arms(group).count() < 2 {
+                    return Err(format!(
+                        "arm[{i}].sweep {group:?}: a sweep needs at least 2 arms in its group"
+                    ));
+                }
+            }
         }
         for (name, scale) in [("small", &self.scale.small), ("full", &self.scale.full)] {
             if scale.epochs == 0 || scale.seeds == 0 {
@@ -245,6 +263,13 @@ impl Experiment {
             }
         }
         Ok(())
+    }
+
+    /// The arms of sweep group `group`.
+    pub fn sweep_arms<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a Arm> + 'a {
+        self.arms
+            .iter()
+            .filter(move |a| a.sweep.as_deref() == Some(group))
     }
 
     pub fn scale(&self, full: bool) -> &Scale {
@@ -366,5 +391,24 @@ set = ["model.lrn=false"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("arm[2].views"), "{err}");
+    }
+
+    #[test]
+    fn a_sweep_group_has_two_arms_that_train() {
+        let swept = GOOD.replace("paper = \"11%\"", "paper = \"11%\"\nsweep = \"rate\"");
+        let err = Experiment::load(&write("lonely", &swept))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("arm[0].sweep \"rate\"") && err.contains("at least 2"),
+            "{err}"
+        );
+        let both = format!("{swept}sweep = \"rate\"\n");
+        let experiment = Experiment::load(&write("both", &both)).unwrap();
+        let names: Vec<&str> = experiment
+            .sweep_arms("rate")
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(names, ["on", "off"]);
     }
 }

@@ -14,7 +14,7 @@ use alexnet_run::recipe::Override;
 use alexnet_run::{Checkpoint, Recipe};
 use alexnet_train::{TrainError, TrainOptions, train};
 
-use crate::definition::Experiment;
+use crate::definition::{Arm, Experiment};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -172,7 +172,9 @@ pub fn data_overrides(data: Option<&Path>) -> Vec<String> {
 }
 
 /// Every run: seeds `0..seeds`, each with every arm. `data` replaces the recipe's data set (a prepared
-/// directory is read as shards).
+/// directory is read as shards). An arm of a sweep group has its seeds after 0 only once the
+/// group's seed-0 runs are all finished and it is the group's winner ([`sweep_winner`]): plan
+/// again after training to see them.
 pub fn plan(
     experiment: &Experiment,
     full: bool,
@@ -183,33 +185,84 @@ pub fn plan(
     let scale = experiment.scale(full);
     let seeds = seeds.unwrap_or(scale.seeds);
     let data_overrides = data_overrides(data);
+    let planned = |arm: &Arm, seed: u64| {
+        let mut overrides: Vec<String> = experiment.set.clone();
+        overrides.extend(scale.set.iter().cloned());
+        overrides.extend(arm.set.iter().cloned());
+        overrides.extend(data_overrides.iter().cloned());
+        overrides.push(format!("run.seed={seed}"));
+        overrides.push(format!("run.epochs={}", scale.epochs));
+        PlannedRun {
+            arm: arm.name.clone(),
+            seed,
+            dir: out
+                .join(&experiment.name)
+                .join(format!("{}-seed{seed}", arm.name)),
+            epochs: scale.epochs,
+            overrides,
+            stop_at_train_error: experiment
+                .train_error_target
+                .filter(|_| experiment.stop_at_target),
+        }
+    };
+    // An arm that evaluates another's networks trains nothing of its own.
+    let trained: Vec<&Arm> = experiment
+        .arms
+        .iter()
+        .filter(|a| a.runs_of.is_none())
+        .collect();
+    let first: Vec<PlannedRun> = trained.iter().map(|arm| planned(arm, 0)).collect();
+    let goes_on = |arm: &Arm| match &arm.sweep {
+        None => true,
+        Some(group) => {
+            let group_runs: Vec<PlannedRun> = first
+                .iter()
+                .filter(|r| experiment.sweep_arms(group).any(|a| a.name == r.arm))
+                .cloned()
+                .collect();
+            sweep_winner(experiment, &group_runs).as_deref() == Some(arm.name.as_str())
+        }
+    };
     let mut runs = Vec::new();
     // Seed by seed, every arm in each: an experiment stopped part way has compared its arms
     // on the seeds it did.
     for seed in 0..seeds as u64 {
-        // An arm that evaluates another's networks trains nothing of its own.
-        for arm in experiment.arms.iter().filter(|a| a.runs_of.is_none()) {
-            let mut overrides: Vec<String> = experiment.set.clone();
-            overrides.extend(scale.set.iter().cloned());
-            overrides.extend(arm.set.iter().cloned());
-            overrides.extend(data_overrides.iter().cloned());
-            overrides.push(format!("run.seed={seed}"));
-            overrides.push(format!("run.epochs={}", scale.epochs));
-            runs.push(PlannedRun {
-                arm: arm.name.clone(),
-                seed,
-                dir: out
-                    .join(&experiment.name)
-                    .join(format!("{}-seed{seed}", arm.name)),
-                epochs: scale.epochs,
-                overrides,
-                stop_at_train_error: experiment
-                    .train_error_target
-                    .filter(|_| experiment.stop_at_target),
-            });
+        for arm in &trained {
+            if seed == 0 || goes_on(arm) {
+                runs.push(planned(arm, seed));
+            }
         }
     }
     runs
+}
+
+/// The arm of a sweep group whose seed-0 run (`group_runs`) did best: fewest epochs to the
+/// experiment's training-error target (a run that never reached it ranks after those that did),
+/// then the lowest last validation top-1 error. `None` until every one of them is finished.
+pub fn sweep_winner(experiment: &Experiment, group_runs: &[PlannedRun]) -> Option<String> {
+    let mut ranked = Vec::new();
+    for run in group_runs {
+        if !finished(run).ok()? {
+            return None;
+        }
+        let curve = alexnet_run::read_metrics(&run.dir.join("metrics.jsonl")).ok()?;
+        let last = curve.last()?;
+        let reached = experiment.train_error_target.and_then(|target| {
+            curve
+                .iter()
+                .find(|m| m.train_top1_error <= target)
+                .map(|m| m.epoch)
+        });
+        ranked.push((
+            reached.unwrap_or(usize::MAX),
+            last.val_top1_error,
+            run.arm.clone(),
+        ));
+    }
+    ranked
+        .into_iter()
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, arm)| arm)
 }
 
 /// Whether `run` has all it needs: its epochs, or its training-error target reached.
@@ -339,7 +392,7 @@ fn link(target: &Path, dir: &Path) -> Result<(), RunError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::definition::{Arm, Scale, Scales};
+    use crate::definition::{Scale, Scales};
 
     #[test]
     fn runs_go_seed_by_seed_with_the_arms_overrides_after_the_experiments() {
@@ -397,5 +450,124 @@ mod tests {
             plan(&experiment, true, Some(1), Path::new("o"), None).len(),
             2
         );
+    }
+
+    /// A finished seed-0 run on disk: `train_errors` by epoch, and a checkpoint header saying
+    /// how many epochs it has.
+    fn fake_run(dir: &Path, train_errors: &[f64], val_error: f64) {
+        std::fs::create_dir_all(dir).unwrap();
+        let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
+        for (i, &error) in train_errors.iter().enumerate() {
+            let metrics = alexnet_run::EpochMetrics {
+                epoch: i + 1,
+                step: 0,
+                lr: 0.01,
+                train_loss: 1.0,
+                train_top1_error: error,
+                val_top1_error: val_error,
+                val_top5_error: 0.1,
+                images_per_second: 1.0,
+                epoch_seconds: 1.0,
+                wall_seconds: (i + 1) as f64,
+            };
+            alexnet_run::metrics::append(&dir.join("metrics.jsonl"), &metrics).unwrap();
+        }
+        let progress = alexnet_run::Progress {
+            epochs_done: train_errors.len(),
+            ..alexnet_run::Progress::fresh(0.01)
+        };
+        let metadata = std::collections::HashMap::from([(
+            "progress".to_string(),
+            serde_json::to_string(&progress).unwrap(),
+        )]);
+        let empty: Vec<(&str, safetensors::tensor::TensorView)> = Vec::new();
+        let bytes = safetensors::serialize(empty, Some(metadata)).unwrap();
+        std::fs::write(dir.join("last.safetensors"), bytes).unwrap();
+    }
+
+    #[test]
+    fn only_the_winner_of_a_sweep_goes_on_to_the_other_seeds() {
+        let out = std::env::temp_dir().join(format!("alexnet-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let arm = |name: &str, sweep: Option<&str>| Arm {
+            name: name.into(),
+            sweep: sweep.map(String::from),
+            ..Arm::default()
+        };
+        let experiment = Experiment {
+            claim: "c".into(),
+            section: "3.1".into(),
+            base: "recipes/demo.toml".into(),
+            set: Vec::new(),
+            train_error_target: Some(0.25),
+            stop_at_target: true,
+            scale: Scales {
+                small: Scale {
+                    epochs: 5,
+                    seeds: 3,
+                    set: Vec::new(),
+                },
+                full: Scale {
+                    epochs: 5,
+                    seeds: 3,
+                    set: Vec::new(),
+                },
+            },
+            arms: vec![
+                arm("slow", Some("rate")),
+                arm("fast", Some("rate")),
+                arm("alone", None),
+            ],
+            baselines: Vec::new(),
+            name: "s".into(),
+        };
+        let order = |runs: &[PlannedRun]| -> Vec<(String, u64)> {
+            runs.iter().map(|r| (r.arm.clone(), r.seed)).collect()
+        };
+        let pairs = |list: &[(&str, u64)]| -> Vec<(String, u64)> {
+            list.iter().map(|(a, s)| (a.to_string(), *s)).collect()
+        };
+        // Nothing trained yet: the sweep's arms have seed 0 only, the other arm every seed.
+        let runs = plan(&experiment, false, None, &out, None);
+        assert_eq!(
+            order(&runs),
+            pairs(&[
+                ("slow", 0),
+                ("fast", 0),
+                ("alone", 0),
+                ("alone", 1),
+                ("alone", 2)
+            ])
+        );
+        // One of the two finished: still undecided.
+        fake_run(&out.join("s/slow-seed0"), &[0.5, 0.4, 0.3, 0.2], 0.3);
+        assert_eq!(plan(&experiment, false, None, &out, None).len(), 5);
+        // "fast" reaches 25% at epoch 2, "slow" at 4: "fast" goes on, though its last
+        // validation error is higher.
+        fake_run(&out.join("s/fast-seed0"), &[0.4, 0.24], 0.35);
+        let runs = plan(&experiment, false, None, &out, None);
+        assert_eq!(
+            order(&runs),
+            pairs(&[
+                ("slow", 0),
+                ("fast", 0),
+                ("alone", 0),
+                ("fast", 1),
+                ("alone", 1),
+                ("fast", 2),
+                ("alone", 2)
+            ])
+        );
+        // Neither reaches the target: the lower validation error wins.
+        fake_run(&out.join("s/slow-seed0"), &[0.5, 0.4, 0.3, 0.3, 0.3], 0.3);
+        fake_run(&out.join("s/fast-seed0"), &[0.4, 0.3, 0.3, 0.3, 0.3], 0.35);
+        let group: Vec<PlannedRun> = runs
+            .iter()
+            .filter(|r| r.seed == 0)
+            .take(2)
+            .cloned()
+            .collect();
+        assert_eq!(sweep_winner(&experiment, &group).as_deref(), Some("slow"));
+        std::fs::remove_dir_all(&out).unwrap();
     }
 }

@@ -11,7 +11,7 @@ use alexnet_baselines::BaselineResult;
 
 use crate::definition::{BaselineArm, Experiment};
 use crate::evaluation::Evaluation;
-use crate::runner::PlannedRun;
+use crate::runner::{PlannedRun, sweep_winner};
 
 /// Mean, sample standard deviation, least and most of a set of numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -95,6 +95,15 @@ pub struct Results {
     pub evaluations: Vec<(String, Vec<Evaluation>)>,
     /// The classical methods' results (also rows of `arms`, after the CNN's).
     pub baselines: Vec<BaselineResult>,
+    pub sweeps: Vec<SweepResult>,
+}
+
+/// A sweep group's arms and the one that went on to every seed (`None`: not decided yet).
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepResult {
+    pub group: String,
+    pub arms: Vec<String>,
+    pub winner: Option<String>,
 }
 
 /// Reads what each planned run has recorded so far (a run not started has nothing); the
@@ -201,7 +210,33 @@ pub fn collect(
             planned: 1,
         }
     }));
+    let mut groups: Vec<&str> = experiment
+        .arms
+        .iter()
+        .filter_map(|a| a.sweep.as_deref())
+        .collect();
+    groups.dedup();
+    let sweeps = groups
+        .into_iter()
+        .map(|group| {
+            let arms: Vec<String> = experiment
+                .sweep_arms(group)
+                .map(|a| a.name.clone())
+                .collect();
+            let group_runs: Vec<PlannedRun> = runs
+                .iter()
+                .filter(|r| r.seed == 0 && arms.contains(&r.arm))
+                .cloned()
+                .collect();
+            SweepResult {
+                group: group.to_string(),
+                winner: sweep_winner(experiment, &group_runs),
+                arms,
+            }
+        })
+        .collect();
     Results {
+        sweeps,
         experiment: experiment.name.clone(),
         claim: experiment.claim.clone(),
         section: experiment.section.clone(),
@@ -283,6 +318,20 @@ impl Results {
                 "\nTarget: the first epoch with a training top-1 error at or below {:.0}%.\n",
                 100.0 * target
             ));
+        }
+        for sweep in &self.sweeps {
+            md.push_str(&format!(
+                "\nSweep `{}`: {} each trained seed 0; ",
+                sweep.group,
+                sweep.arms.join(", ")
+            ));
+            md.push_str(&match &sweep.winner {
+                Some(winner) => format!(
+                    "{winner} (fewest epochs to the target, then lowest validation error) \
+                     trained the other seeds.\n"
+                ),
+                None => "the winner is decided once all of them have finished.\n".into(),
+            });
         }
         for plot in plots {
             md.push_str(&format!("\n![{plot}]({plot})\n"));

@@ -27,6 +27,7 @@ pub mod lrn_op;
 pub mod pool_kernel;
 pub mod pool_op;
 pub mod summary;
+pub mod tanh_op;
 pub mod tower_exchange;
 pub mod towers;
 
