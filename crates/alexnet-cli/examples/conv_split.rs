@@ -74,6 +74,7 @@ fn main() {
                 padding: [pad, pad],
                 groups,
                 bf16: false,
+                winograd: false,
             },
         };
         let x_host = x.into_data().try_to_vec::<f32>().unwrap();

@@ -211,6 +211,9 @@ pub struct ConvBlock {
     /// `model.precision = "bf16"`: the convolution's products in bf16 (on flex).
     #[module(skip)]
     pub bf16: bool,
+    /// `model.winograd`: 3x3 stride-1 convolutions by Winograd's minimal filtering (on flex).
+    #[module(skip)]
+    pub winograd: bool,
 }
 
 impl ConvBlock {
@@ -236,6 +239,7 @@ impl ConvBlock {
                     padding: [*top, *left],
                     groups: conv.groups,
                     bf16: self.bf16,
+                    winograd: self.winograd,
                 },
             ));
         }
@@ -339,6 +343,7 @@ impl AlexNet {
                             .init()
                     }),
                     bf16: config.precision == Precision::Bf16,
+                    winograd: config.winograd,
                 }
             })
             .collect();

@@ -254,6 +254,9 @@ pub struct ModelConfig {
     pub bias_one: f64,
     /// Opt-in bf16 products in the convolutions (not in the paper).
     pub precision: Precision,
+    /// The 3x3 stride-1 convolutions (conv3-5) by Winograd's F(2x2, 3x3) on flex, forward and
+    /// input gradient (`conv_winograd.rs`); `false`: im2col like the others. Not in the paper.
+    pub winograd: bool,
 }
 
 impl Default for ModelConfig {
@@ -273,6 +276,7 @@ impl Default for ModelConfig {
             width: 1.0,
             bias_one: 1.0,
             precision: Precision::F32,
+            winograd: true,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct ConvParams {
     pub groups: usize,
     /// Products with bf16 operands (`bf16_gemm.rs`) instead of f32.
     pub bf16: bool,
+    /// Winograd's F(2x2, 3x3) (`conv_winograd.rs`) where it applies, instead of im2col.
+    pub winograd: bool,
 }
 
 impl ConvGeometry {
@@ -534,6 +536,7 @@ mod tests {
                     padding: [2, 2],
                     groups: 2,
                     bf16: false,
+                    winograd: false,
                 },
             },
             // conv1-like: stride 4, no padding, uneven fit.
@@ -545,6 +548,7 @@ mod tests {
                     padding: [0, 1],
                     groups: 1,
                     bf16: false,
+                    winograd: false,
                 },
             },
         ] {
@@ -599,6 +603,7 @@ mod tests {
                 padding: [2, 1],
                 groups: 2,
                 bf16: true,
+                winograd: false,
             },
         };
         let [ho, wo] = geometry.output_size();

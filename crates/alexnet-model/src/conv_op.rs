@@ -4,7 +4,8 @@
 //! The weight gradient is where Burn's generic backward pass was slowest (see
 //! `examples/conv_split.rs`); the input gradient is the same products the other way round, with
 //! the columns added back into the image. Other backends get Burn's convolution and its
-//! gradients from the trait's default bodies.
+//! gradients from the trait's default bodies. The 3x3 stride-1 layers' forward pass and input
+//! gradient go to `conv_winograd.rs` instead when `model.winograd` is on.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -20,6 +21,7 @@ use burn::tensor::ops::ConvOptions;
 use crate::autodiff_op::differentiable;
 pub use crate::conv_im2col::ConvParams;
 use crate::conv_im2col::{ConvGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
+use crate::conv_winograd;
 use crate::flex_values::{dims, floats, tensor};
 
 /// Symmetric padding, no dilation: the convolutions of AlexNet, in Burn's terms.
@@ -77,7 +79,12 @@ impl ConvBackend for Flex {
             weight.to_contiguous(),
             bias.to_contiguous(),
         );
-        let output = conv2d_forward(floats(&x), floats(&weight), floats(&bias), &geometry);
+        let (x, weight, bias) = (floats(&x), floats(&weight), floats(&bias));
+        let output = if winograd(&geometry) {
+            conv_winograd::conv2d_forward(x, weight, bias, &geometry)
+        } else {
+            conv2d_forward(x, weight, bias, &geometry)
+        };
         let [ho, wo] = geometry.output_size();
         tensor(output, [geometry.input[0], geometry.weight[0], ho, wo])
     }
@@ -93,7 +100,11 @@ impl ConvBackend for Flex {
         }
         let geometry = geometry(&x, &weight, params);
         on_values(&weight, &output_grad, geometry.input, |w, dy| {
-            conv2d_input_grad(w, dy, &geometry)
+            if winograd(&geometry) {
+                conv_winograd::conv2d_input_grad(w, dy, &geometry)
+            } else {
+                conv2d_input_grad(w, dy, &geometry)
+            }
         })
     }
 
@@ -111,6 +122,13 @@ impl ConvBackend for Flex {
             conv2d_weight_grad(x, dy, &geometry)
         })
     }
+}
+
+/// Whether Winograd's kernel takes this convolution: switched on (`model.winograd`), a 3x3,
+/// stride-1, padding-1 f32 one, and a batch with tiles enough for it to pay. The weight gradient stays im2col's either way (Winograd's
+/// F(3x3, 2x2) for it is not written).
+fn winograd(geometry: &ConvGeometry) -> bool {
+    geometry.params.winograd && conv_winograd::applies(geometry) && conv_winograd::pays(geometry)
 }
 
 /// `kernel` on the f32 values of two tensors (copied to contiguous order where they are not), its
@@ -210,22 +228,18 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn output_and_gradients_equal_burns_convolution() {
+    /// Our operation against Burn's convolution on random values: output and all three gradients.
+    fn check_against_burn(params: ConvParams, input: [usize; 4], out_channels: usize) {
         let device = Device::flex().autodiff();
-        // Two towers, stride 2, padding 1: every index path of the kernel is exercised.
-        let params = ConvParams {
-            stride: [2, 2],
-            padding: [1, 1],
-            groups: 2,
-            bf16: false,
-        };
         let random =
             |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let x = random([3, 4, 9, 8]);
-        let w = random([6, 2, 3, 3]);
-        let b = Tensor::<1>::random([6], Distribution::Normal(0.0, 1.0), &device);
-        let probe = random([3, 6, 5, 4]);
+        let x = random(input);
+        let w = random([out_channels, input[1] / params.groups, 3, 3]);
+        let b = Tensor::<1>::random([out_channels], Distribution::Normal(0.0, 1.0), &device);
+        let along = |axis: usize| {
+            (input[2 + axis] + 2 * params.padding[axis] - 3) / params.stride[axis] + 1
+        };
+        let probe = random([input[0], out_channels, along(0), along(1)]);
         let inputs = (x, w, b, probe);
         let ours = gradients(
             |x, w, b| {
@@ -244,12 +258,53 @@ mod tests {
             .zip(ours.iter().zip(&burns))
         {
             assert_eq!(a.len(), b.len());
+            // Relative to the largest value: a gradient summed over thousands of positions
+            // rounds differently in another summation order by more than 1e-5 of its small
+            // entries, never of its scale.
+            let scale = 1.0 + b.iter().fold(0.0f32, |m, q| m.max(q.abs()));
             let worst = a
                 .iter()
                 .zip(b)
-                .map(|(p, q)| (p - q).abs() / (1.0 + q.abs()))
+                .map(|(p, q)| (p - q).abs() / scale)
                 .fold(0.0f32, f32::max);
-            assert!(worst < 1e-5, "{what} gradient differs by {worst}");
+            assert!(
+                worst < 1e-5,
+                "{params:?}: {what} gradient differs by {worst}"
+            );
         }
+    }
+
+    #[test]
+    fn output_and_gradients_equal_burns_convolution() {
+        // Two towers, stride 2, padding 1: every index path of the im2col kernel is exercised.
+        let params = ConvParams {
+            stride: [2, 2],
+            padding: [1, 1],
+            groups: 2,
+            bf16: false,
+            winograd: true,
+        };
+        check_against_burn(params, [3, 4, 9, 8], 6);
+    }
+
+    #[test]
+    fn winograds_output_and_gradients_equal_burns_convolution() {
+        // 3x3, stride 1, padding 1 (conv3-5's shape) with towers and odd sides, and tiles enough
+        // (4 x 17 x 16 = 1,088) that Winograd's kernel takes it.
+        let params = ConvParams {
+            stride: [1, 1],
+            padding: [1, 1],
+            groups: 2,
+            bf16: false,
+            winograd: true,
+        };
+        let input = [4, 4, 33, 31];
+        let geometry = ConvGeometry {
+            input,
+            weight: [6, 2, 3, 3],
+            params,
+        };
+        assert!(winograd(&geometry), "the case is Winograd's");
+        check_against_burn(params, input, 6);
     }
 }

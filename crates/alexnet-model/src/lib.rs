@@ -19,6 +19,7 @@ pub mod bf16_gemm;
 pub mod config;
 pub mod conv_im2col;
 pub mod conv_op;
+pub mod conv_winograd;
 mod flex_values;
 pub mod layers;
 pub mod lrn;

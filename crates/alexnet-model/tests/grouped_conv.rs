@@ -91,6 +91,7 @@ fn check(ours: bool) {
         lrn: None,
         pool: None,
         bf16: false,
+        winograd: false,
     };
     let x = Tensor::<4>::from_data(TensorData::new(input.clone(), SHAPE), &device).require_grad();
     let output = if ours {

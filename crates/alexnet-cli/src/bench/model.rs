@@ -62,6 +62,9 @@ pub struct ModelBenchArgs {
     /// `f32`, or `bf16` for the convolutions' products (model.precision; needs AVX512-BF16).
     #[arg(long, default_value = "f32")]
     precision: String,
+    /// `false`: the 3x3 stride-1 layers by im2col too, instead of Winograd (model.winograd).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    winograd: bool,
     /// Under `mpirun -np 2`: the paper's two-GPU split (Section 3.2), one tower per rank, each
     /// on the whole batch (as `alexnet train --model-parallel 2`), instead of data parallelism.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(2..=2))]
@@ -253,6 +256,7 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         "bf16" => Precision::Bf16,
         other => bail!("--precision {other}: expected f32 or bf16"),
     };
+    config.winograd = args.winograd;
     config.validate()?;
     let summary = summarize(&config)?;
     let side = config.input_size();
