@@ -1,8 +1,10 @@
 //! Winograd's F(2x2, 3x3) against im2col on the 3x3 stride-1 layers (conv3-5), one pass at a
-//! time: the forward pass and the input gradient, batch 32, the two kernels alternated, best of
-//! 10 each; and each kernel's worst error against the other, relative to the output's largest.
+//! time: the forward pass and the input gradient, batch 32 (or the first argument), the two
+//! kernels alternated, best of 10 each; and each kernel's worst error against the other, relative
+//! to the output's largest. The kernels are called directly, so a batch too small for
+//! `conv_winograd::pays` is timed too (that rule is this example's batch 1 and 8 rows).
 //!
-//!     cargo run --release -p alexnet-cli --example winograd
+//!     cargo run --release -p alexnet-cli --example winograd [-- BATCH]
 
 use alexnet_model::conv_im2col::{self, ConvGeometry, ConvParams};
 use alexnet_model::conv_winograd;
@@ -49,7 +51,10 @@ fn worst_relative(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn main() {
-    const BATCH: usize = 32;
+    let batch: usize = match std::env::args().nth(1) {
+        Some(text) => text.parse().expect("the batch size, a whole number"),
+        None => 32,
+    };
     println!("layer                 pass         im2col ms  winograd ms  speed-up  difference");
     // alexnet-owt's conv3-5 (one tower) and the paper's (conv4 and conv5 in two towers), 13x13.
     for (name, cin, cout, groups) in [
@@ -61,7 +66,7 @@ fn main() {
         ("paper conv5", 384, 256, 2),
     ] {
         let geometry = ConvGeometry {
-            input: [BATCH, cin, 13, 13],
+            input: [batch, cin, 13, 13],
             weight: [cout, cin / groups, 3, 3],
             params: ConvParams {
                 stride: [1, 1],
@@ -71,13 +76,13 @@ fn main() {
                 winograd: true,
             },
         };
-        let x = values(BATCH * cin * 169, 1);
+        let x = values(batch * cin * 169, 1);
         let w: Vec<f32> = values(cout * cin / groups * 9, 2)
             .iter()
             .map(|v| v * 0.05)
             .collect();
         let b = values(cout, 3);
-        let dy = values(BATCH * cout * 169, 4);
+        let dy = values(batch * cout * 169, 4);
         let rows: [(&str, Pass, Pass); 2] = [
             (
                 "forward",

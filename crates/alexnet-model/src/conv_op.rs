@@ -125,8 +125,8 @@ impl ConvBackend for Flex {
 }
 
 /// Whether Winograd's kernel takes this convolution: switched on (`model.winograd`), a 3x3,
-/// stride-1, padding-1 f32 one, and a batch with tiles enough for it to pay. The weight gradient stays im2col's either way (Winograd's
-/// F(3x3, 2x2) for it is not written).
+/// stride-1, padding-1 f32 one, and a batch with tiles enough for it to pay. The weight gradient
+/// stays im2col's either way (Winograd's F(3x3, 2x2) for it is not written).
 fn winograd(geometry: &ConvGeometry) -> bool {
     geometry.params.winograd && conv_winograd::applies(geometry) && conv_winograd::pays(geometry)
 }
@@ -229,17 +229,17 @@ mod tests {
     }
 
     /// Our operation against Burn's convolution on random values: output and all three gradients.
-    fn check_against_burn(params: ConvParams, input: [usize; 4], out_channels: usize) {
+    fn check_against_burn(geometry: &ConvGeometry) {
         let device = Device::flex().autodiff();
+        let params = geometry.params;
         let random =
             |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let x = random(input);
-        let w = random([out_channels, input[1] / params.groups, 3, 3]);
+        let x = random(geometry.input);
+        let w = random(geometry.weight);
+        let out_channels = geometry.weight[0];
         let b = Tensor::<1>::random([out_channels], Distribution::Normal(0.0, 1.0), &device);
-        let along = |axis: usize| {
-            (input[2 + axis] + 2 * params.padding[axis] - 3) / params.stride[axis] + 1
-        };
-        let probe = random([input[0], out_channels, along(0), along(1)]);
+        let [ho, wo] = geometry.output_size();
+        let probe = random([geometry.input[0], out_channels, ho, wo]);
         let inputs = (x, w, b, probe);
         let ours = gradients(
             |x, w, b| {
@@ -277,34 +277,36 @@ mod tests {
     #[test]
     fn output_and_gradients_equal_burns_convolution() {
         // Two towers, stride 2, padding 1: every index path of the im2col kernel is exercised.
-        let params = ConvParams {
-            stride: [2, 2],
-            padding: [1, 1],
-            groups: 2,
-            bf16: false,
-            winograd: true,
+        let geometry = ConvGeometry {
+            input: [3, 4, 9, 8],
+            weight: [6, 2, 3, 3],
+            params: ConvParams {
+                stride: [2, 2],
+                padding: [1, 1],
+                groups: 2,
+                bf16: false,
+                winograd: true,
+            },
         };
-        check_against_burn(params, [3, 4, 9, 8], 6);
+        check_against_burn(&geometry);
     }
 
     #[test]
     fn winograds_output_and_gradients_equal_burns_convolution() {
         // 3x3, stride 1, padding 1 (conv3-5's shape) with towers and odd sides, and tiles enough
         // (4 x 17 x 16 = 1,088) that Winograd's kernel takes it.
-        let params = ConvParams {
-            stride: [1, 1],
-            padding: [1, 1],
-            groups: 2,
-            bf16: false,
-            winograd: true,
-        };
-        let input = [4, 4, 33, 31];
         let geometry = ConvGeometry {
-            input,
+            input: [4, 4, 33, 31],
             weight: [6, 2, 3, 3],
-            params,
+            params: ConvParams {
+                stride: [1, 1],
+                padding: [1, 1],
+                groups: 2,
+                bf16: false,
+                winograd: true,
+            },
         };
         assert!(winograd(&geometry), "the case is Winograd's");
-        check_against_burn(params, input, 6);
+        check_against_burn(&geometry);
     }
 }

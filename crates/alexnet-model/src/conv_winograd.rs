@@ -30,9 +30,9 @@ pub fn applies(geometry: &ConvGeometry) -> bool {
 }
 
 /// Whether the batch has tiles enough for Winograd to beat im2col: its sixteen products are
-/// `tiles` wide, and narrow ones run the matrix kernel far below its rate. Measured with
-/// alexnet-owt inference (13x13 maps, 49 tiles an image): batch 1 0.87x of im2col, batch 8 0.90x,
-/// batch 32 (1,568 tiles) and 64 faster (1.08x and 1.18x the whole step).
+/// `tiles` wide, and narrow ones run the matrix kernel far below its rate. On alexnet-owt's
+/// conv3-5 (13x13 maps, 49 tiles an image; `examples/winograd.rs`) batch 1 is 0.4-0.5x of
+/// im2col, batch 8 0.6-1.1x, batch 32 (1,568 tiles) faster on every pass.
 pub fn pays(geometry: &ConvGeometry) -> bool {
     const MIN_TILES: usize = 1024;
     let [batch, _, height, width] = geometry.input;
@@ -189,41 +189,33 @@ pub fn conv2d_forward(
             }
         });
 
-    // Y = A^T M A, each output channel by one thread, plus the bias.
+    // Y = A^T M A plus the bias, each map of the output (one image, one channel) written in
+    // place by one thread.
     let mut output = vec![0.0f32; batch * out_channels * plane];
-    let per_channel: Vec<Vec<f32>> = (0..out_channels)
-        .into_par_iter()
-        .map(|o| {
-            let plane_of = |xi: usize| &m[(xi * out_channels + o) * tiles..][..tiles];
-            let rows: [&[f32]; 16] = std::array::from_fn(plane_of);
-            let mut maps = vec![bias[o]; batch * plane];
-            for n in 0..batch {
-                let map = &mut maps[n * plane..][..plane];
-                for i in 0..tiles_down {
-                    for j in 0..tiles_across {
-                        let t = (n * tiles_down + i) * tiles_across + j;
-                        let tile: [f32; 16] = std::array::from_fn(|xi| rows[xi][t]);
-                        for (r, values) in output_transform(&tile).iter().enumerate() {
-                            let y = 2 * i + r;
-                            for (s, value) in values.iter().enumerate() {
-                                let xx = 2 * j + s;
-                                if y < height && xx < width {
-                                    map[y * width + xx] += value;
-                                }
+    output
+        .par_chunks_mut(plane)
+        .enumerate()
+        .for_each(|(map_index, map)| {
+            let (n, o) = (map_index / out_channels, map_index % out_channels);
+            let rows: [&[f32]; 16] =
+                std::array::from_fn(|xi| &m[(xi * out_channels + o) * tiles..][..tiles]);
+            map.fill(bias[o]);
+            for i in 0..tiles_down {
+                for j in 0..tiles_across {
+                    let t = (n * tiles_down + i) * tiles_across + j;
+                    let tile: [f32; 16] = std::array::from_fn(|xi| rows[xi][t]);
+                    for (r, values) in output_transform(&tile).iter().enumerate() {
+                        let y = 2 * i + r;
+                        for (s, value) in values.iter().enumerate() {
+                            let xx = 2 * j + s;
+                            if y < height && xx < width {
+                                map[y * width + xx] += value;
                             }
                         }
                     }
                 }
             }
-            maps
-        })
-        .collect();
-    for (o, maps) in per_channel.iter().enumerate() {
-        for n in 0..batch {
-            output[(n * out_channels + o) * plane..][..plane]
-                .copy_from_slice(&maps[n * plane..][..plane]);
-        }
-    }
+        });
     output
 }
 
