@@ -9,21 +9,12 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 
+mod common;
+use common::values;
+
 const SHAPE: [usize; 4] = [1, 4, 5, 5]; // batch, 4 input maps (2 per tower), 5x5
 const KERNELS: usize = 6; // 3 per tower
 const K: usize = 3;
-
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect()
-}
 
 /// Direct grouped convolution, padding 1, stride 1, no bias: output `[KERNELS, 5, 5]`.
 fn reference(input: &[f32], weight: &[f32]) -> Vec<f64> {
