@@ -10,10 +10,17 @@
 //! The pool holds at most a byte budget (`ALEXNET_POOL_MB`, default [`DEFAULT_POOL_MB`]; `0`
 //! turns it off) in at most [`POOL_SLOTS`] blocks; a block that does not fit pushes out the ones
 //! freed longest ago, which go back to the inner allocator. Small requests go straight through.
+//!
+//! The price is memory: at a step's peak (the end of the forward pass) the pool still holds the
+//! previous step's backward buffers, idle, 0.7 GB at batch 128. With `ALEXNET_POOL_WITHIN_PEAK=1`
+//! the held blocks never make the process larger than it has been: a request the pool cannot
+//! serve first gives back idle blocks (the one freed last first) until the large blocks in use,
+//! those held and the new one together are within the most ever in use at once. Peak memory is
+//! then the pool-less one, and a third of the blocks are new each step again (`docs/results.md`).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// Blocks below this go straight to the inner allocator (which keeps small blocks mapped itself).
 pub const POOL_MIN_BYTES: usize = 1 << 20;
@@ -24,6 +31,7 @@ pub const DEFAULT_POOL_MB: usize = 2048;
 
 /// Not yet read from the environment.
 const BUDGET_UNSET: usize = usize::MAX;
+const WITHIN_PEAK_UNSET: u8 = 2;
 
 #[derive(Clone, Copy)]
 struct Slot {
@@ -44,8 +52,56 @@ const EMPTY: Slot = Slot {
 
 struct Blocks {
     slots: [Slot; POOL_SLOTS],
+    /// Bytes held (idle, in the slots).
     bytes: usize,
     frees: u64,
+    /// Bytes of large blocks handed out and not yet freed.
+    live: usize,
+    /// The most `live` has been.
+    peak_live: usize,
+}
+
+impl Blocks {
+    /// Takes out the held block freed longest ago, if any.
+    fn take_oldest(&mut self) -> Option<Slot> {
+        self.take_by(|s| std::cmp::Reverse(s.freed_at))
+    }
+
+    /// Takes out the held block freed last, if any.
+    fn take_newest(&mut self) -> Option<Slot> {
+        self.take_by(|s| s.freed_at)
+    }
+
+    /// Takes out the held block with the largest `key`.
+    fn take_by<K: Ord>(&mut self, key: impl Fn(&Slot) -> K) -> Option<Slot> {
+        let chosen = self
+            .slots
+            .iter_mut()
+            .filter(|s| s.address != 0)
+            .max_by_key(|s| key(s))?;
+        let slot = *chosen;
+        *chosen = EMPTY;
+        self.bytes -= slot.size;
+        Some(slot)
+    }
+}
+
+/// Blocks taken out of the pool under its lock, given back to the inner allocator after it.
+struct Evicted {
+    blocks: [Slot; POOL_SLOTS],
+    count: usize,
+}
+
+impl Evicted {
+    const NONE: Evicted = Evicted {
+        blocks: [EMPTY; POOL_SLOTS],
+        count: 0,
+    };
+
+    fn push(&mut self, slot: Slot) {
+        self.blocks[self.count] = slot;
+        self.count += 1;
+    }
 }
 
 /// What the pool has done since the start, for tests and `bench model`.
@@ -57,6 +113,10 @@ pub struct PoolStats {
     pub misses: u64,
     /// Bytes held now.
     pub held_bytes: usize,
+    /// Bytes of large blocks in use now.
+    pub live_bytes: usize,
+    /// The most bytes of large blocks ever in use at once.
+    pub peak_live_bytes: usize,
 }
 
 /// `inner` with a pool of its large blocks; see the crate's documentation.
@@ -65,36 +125,56 @@ pub struct PooledAllocator<A> {
     blocks: Mutex<Blocks>,
     /// The byte budget, [`BUDGET_UNSET`] until the first large free reads `ALEXNET_POOL_MB`.
     budget: AtomicUsize,
+    /// 1: held blocks stay within the peak of the blocks in use (`ALEXNET_POOL_WITHIN_PEAK`);
+    /// [`WITHIN_PEAK_UNSET`] until the first large request reads it.
+    within_peak: AtomicU8,
     hits: std::sync::atomic::AtomicU64,
     misses: std::sync::atomic::AtomicU64,
 }
 
 impl<A> PooledAllocator<A> {
-    /// A pool whose budget comes from `ALEXNET_POOL_MB` (default [`DEFAULT_POOL_MB`]).
+    /// A pool whose budget comes from `ALEXNET_POOL_MB` (default [`DEFAULT_POOL_MB`]), and its
+    /// rule for the peak from `ALEXNET_POOL_WITHIN_PEAK` (default off).
     pub const fn new(inner: A) -> Self {
-        Self::with_budget(inner, BUDGET_UNSET)
+        Self::with_policy(inner, BUDGET_UNSET, WITHIN_PEAK_UNSET)
     }
 
-    /// A pool of at most `budget` bytes, whatever the environment says.
+    /// A pool of at most `budget` bytes, whatever the environment says, without the peak rule.
     pub const fn with_budget(inner: A, budget: usize) -> Self {
+        Self::with_policy(inner, budget, 0)
+    }
+
+    /// A pool of at most `budget` bytes whose held blocks stay within the peak of the blocks in
+    /// use, whatever the environment says.
+    pub const fn within_peak(inner: A, budget: usize) -> Self {
+        Self::with_policy(inner, budget, 1)
+    }
+
+    const fn with_policy(inner: A, budget: usize, within_peak: u8) -> Self {
         PooledAllocator {
             inner,
             blocks: Mutex::new(Blocks {
                 slots: [EMPTY; POOL_SLOTS],
                 bytes: 0,
                 frees: 0,
+                live: 0,
+                peak_live: 0,
             }),
             budget: AtomicUsize::new(budget),
+            within_peak: AtomicU8::new(within_peak),
             hits: std::sync::atomic::AtomicU64::new(0),
             misses: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn stats(&self) -> PoolStats {
+        let blocks = self.lock();
         PoolStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
-            held_bytes: self.lock().bytes,
+            held_bytes: blocks.bytes,
+            live_bytes: blocks.live,
+            peak_live_bytes: blocks.peak_live,
         }
     }
 
@@ -118,19 +198,89 @@ impl<A> PooledAllocator<A> {
         budget
     }
 
-    /// A held block of exactly this layout, taken out of the pool.
-    fn take(&self, layout: Layout) -> Option<*mut u8> {
+    fn within_peak_rule(&self) -> bool {
+        let rule = self.within_peak.load(Ordering::Relaxed);
+        if rule != WITHIN_PEAK_UNSET {
+            return rule == 1;
+        }
+        // As for the budget: std::env::var allocates small blocks only.
+        let on = std::env::var("ALEXNET_POOL_WITHIN_PEAK")
+            .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+        self.within_peak.store(on as u8, Ordering::Relaxed);
+        on
+    }
+
+    /// A held block of exactly this layout, taken out of the pool; or, when there is none (and
+    /// under the peak rule), the held blocks to give back so that the new block keeps the
+    /// process within its largest working set so far. Either way the request counts as in use
+    /// from here on.
+    fn reserve(&self, layout: Layout) -> Result<*mut u8, Evicted> {
+        let size = layout.size();
+        let within_peak = self.within_peak_rule();
         let mut blocks = self.lock();
+        blocks.live += size;
         // The block freed last: the likeliest still in the cache.
-        let slot = blocks
+        let held = blocks
             .slots
             .iter_mut()
-            .filter(|s| s.address != 0 && s.size == layout.size() && s.align == layout.align())
-            .max_by_key(|s| s.freed_at)?;
-        let address = slot.address;
-        *slot = EMPTY;
-        blocks.bytes -= layout.size();
-        Some(address as *mut u8)
+            .filter(|s| s.address != 0 && s.size == size && s.align == layout.align())
+            .max_by_key(|s| s.freed_at);
+        if let Some(slot) = held {
+            let address = slot.address;
+            *slot = EMPTY;
+            blocks.bytes -= size;
+            return Ok(address as *mut u8);
+        }
+        // A step frees its blocks in about the order it will ask for them again next step: the
+        // block freed last is the one needed last, so it goes back first.
+        let mut evicted = Evicted::NONE;
+        while within_peak && blocks.live + blocks.bytes > blocks.peak_live {
+            match blocks.take_newest() {
+                Some(slot) => evicted.push(slot),
+                None => break,
+            }
+        }
+        blocks.peak_live = blocks.peak_live.max(blocks.live);
+        Err(evicted)
+    }
+
+    /// A request of `size` bytes that the inner allocator refused is not in use after all.
+    fn unreserve(&self, size: usize) {
+        self.lock().live -= size;
+    }
+}
+
+impl<A: GlobalAlloc> PooledAllocator<A> {
+    /// Gives `evicted` back to the inner allocator.
+    fn release(&self, evicted: &Evicted) {
+        for block in &evicted.blocks[..evicted.count] {
+            // SAFETY: the slot recorded the layout this block was allocated with.
+            unsafe {
+                self.inner.dealloc(
+                    block.address as *mut u8,
+                    Layout::from_size_align_unchecked(block.size, block.align),
+                )
+            };
+        }
+    }
+
+    /// A large block from the pool (`from_pool`: true) or from the inner allocator's `fresh`.
+    unsafe fn large(&self, layout: Layout, fresh: impl FnOnce() -> *mut u8) -> (*mut u8, bool) {
+        match self.reserve(layout) {
+            Ok(block) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                (block, true)
+            }
+            Err(evicted) => {
+                self.release(&evicted);
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                let block = fresh();
+                if block.is_null() {
+                    self.unreserve(layout.size());
+                }
+                (block, false)
+            }
+        }
     }
 }
 
@@ -139,75 +289,57 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for PooledAllocator<A> {
         if layout.size() < POOL_MIN_BYTES {
             return unsafe { self.inner.alloc(layout) };
         }
-        if let Some(block) = self.take(layout) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return block;
-        }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        unsafe { self.inner.alloc(layout) }
+        unsafe { self.large(layout, || self.inner.alloc(layout)).0 }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if layout.size() < POOL_MIN_BYTES {
             return unsafe { self.inner.alloc_zeroed(layout) };
         }
-        if let Some(block) = self.take(layout) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+        let (block, from_pool) = unsafe { self.large(layout, || self.inner.alloc_zeroed(layout)) };
+        if from_pool {
             // Zeroing mapped memory in place is cheaper than faulting in fresh zeroed pages.
             unsafe { block.write_bytes(0, layout.size()) };
-            return block;
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        unsafe { self.inner.alloc_zeroed(layout) }
+        block
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let size = layout.size();
-        if size < POOL_MIN_BYTES || size > self.budget() {
+        if size < POOL_MIN_BYTES {
             return unsafe { self.inner.dealloc(ptr, layout) };
         }
-        // Blocks pushed out to make room, given back after the lock is released.
-        let mut evicted = [EMPTY; POOL_SLOTS];
-        let mut evicted_count = 0;
-        {
+        let budget = self.budget();
+        let mut evicted = Evicted::NONE;
+        let held = {
             let mut blocks = self.lock();
-            let budget = self.budget();
-            while blocks.bytes + size > budget || blocks.slots.iter().all(|s| s.address != 0) {
-                let oldest = blocks
+            blocks.live -= size;
+            if size <= budget {
+                // Room for it: the budget, and a free slot.
+                while blocks.bytes + size > budget || blocks.slots.iter().all(|s| s.address != 0) {
+                    let oldest = blocks.take_oldest().expect("a full pool holds a block");
+                    evicted.push(oldest);
+                }
+                blocks.frees += 1;
+                let freed_at = blocks.frees;
+                let slot = blocks
                     .slots
                     .iter_mut()
-                    .filter(|s| s.address != 0)
-                    .min_by_key(|s| s.freed_at)
-                    .expect("a full pool holds a block");
-                evicted[evicted_count] = *oldest;
-                evicted_count += 1;
-                let freed = oldest.size;
-                *oldest = EMPTY;
-                blocks.bytes -= freed;
+                    .find(|s| s.address == 0)
+                    .expect("room was made above");
+                *slot = Slot {
+                    address: ptr as usize,
+                    size,
+                    align: layout.align(),
+                    freed_at,
+                };
+                blocks.bytes += size;
             }
-            blocks.frees += 1;
-            let freed_at = blocks.frees;
-            let slot = blocks
-                .slots
-                .iter_mut()
-                .find(|s| s.address == 0)
-                .expect("room was made above");
-            *slot = Slot {
-                address: ptr as usize,
-                size,
-                align: layout.align(),
-                freed_at,
-            };
-            blocks.bytes += size;
-        }
-        for block in &evicted[..evicted_count] {
-            // SAFETY: the slot recorded the layout this block was allocated with.
-            unsafe {
-                self.inner.dealloc(
-                    block.address as *mut u8,
-                    Layout::from_size_align_unchecked(block.size, block.align),
-                )
-            };
+            size <= budget
+        };
+        self.release(&evicted);
+        if !held {
+            unsafe { self.inner.dealloc(ptr, layout) };
         }
     }
 
@@ -244,18 +376,20 @@ mod tests {
         let pool = PooledAllocator::with_budget(System, 64 * MB);
         unsafe {
             let a = pool.alloc(layout(4));
+            let x = pool.alloc(layout(5));
             a.write_bytes(7, 4 * MB);
+            pool.dealloc(x, layout(5));
             pool.dealloc(a, layout(4));
-            assert_eq!(pool.stats().held_bytes, 4 * MB);
-            // Another size does not get it.
+            assert_eq!(pool.stats().held_bytes, 9 * MB);
+            // A request of another size does not get it.
             let b = pool.alloc(layout(5));
-            assert_ne!(a, b);
-            // The same size does, and zeroed when asked for zeros.
+            assert_eq!(b, x);
+            // One of its size does, and zeroed when asked for zeros.
             let c = pool.alloc_zeroed(layout(4));
             assert_eq!(c, a);
             let bytes = std::slice::from_raw_parts(c, 4 * MB);
             assert!(bytes.iter().all(|&v| v == 0));
-            assert_eq!(pool.stats().hits, 1);
+            assert_eq!(pool.stats().hits, 2);
             assert_eq!(pool.stats().held_bytes, 0);
             let small = Layout::from_size_align(1000, 8).unwrap();
             let s = pool.alloc(small);
@@ -263,6 +397,45 @@ mod tests {
             assert_eq!(pool.stats().held_bytes, 0, "small blocks are not held");
             pool.dealloc(b, layout(5));
             pool.dealloc(c, layout(4));
+        }
+    }
+
+    #[test]
+    fn under_the_peak_rule_held_blocks_never_take_the_process_past_its_largest_working_set() {
+        let pool = PooledAllocator::within_peak(System, 64 * MB);
+        unsafe {
+            let first = [pool.alloc(layout(4)), pool.alloc(layout(4))];
+            pool.dealloc(first[0], layout(4));
+            pool.dealloc(first[1], layout(4));
+            assert_eq!(pool.stats().peak_live_bytes, 8 * MB);
+            // 3 MB in use beside 8 held would be 11 > 8: the block freed last goes back.
+            let other = pool.alloc(layout(3));
+            let stats = pool.stats();
+            assert_eq!((stats.live_bytes, stats.held_bytes), (3 * MB, 4 * MB));
+            assert_eq!(
+                pool.alloc(layout(4)),
+                first[0],
+                "the one freed first is kept"
+            );
+            // 3 + 4 in use, nothing held: a 6 MB request is a new peak and gives back nothing.
+            let big = pool.alloc(layout(6));
+            let stats = pool.stats();
+            assert_eq!((stats.peak_live_bytes, stats.held_bytes), (13 * MB, 0));
+            for (p, mb) in [(other, 3), (first[0], 4), (big, 6)] {
+                pool.dealloc(p, layout(mb));
+            }
+            assert_eq!(pool.stats().live_bytes, 0);
+            assert_eq!(pool.stats().held_bytes, 13 * MB);
+        }
+        // Without the rule, the same 3 MB request leaves both 4 MB blocks held.
+        let pool = PooledAllocator::with_budget(System, 64 * MB);
+        unsafe {
+            let first = [pool.alloc(layout(4)), pool.alloc(layout(4))];
+            pool.dealloc(first[0], layout(4));
+            pool.dealloc(first[1], layout(4));
+            let other = pool.alloc(layout(3));
+            assert_eq!(pool.stats().held_bytes, 8 * MB);
+            pool.dealloc(other, layout(3));
         }
     }
 

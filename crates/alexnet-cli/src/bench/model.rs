@@ -415,10 +415,14 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
     );
     println!(
         "large blocks new from the OS: {:.1} a step (the rest from the allocator's pool; \
-         ALEXNET_POOL_MB={} MB)",
+         ALEXNET_POOL_MB={} MB{})",
         result.new_large_blocks_per_step,
         std::env::var("ALEXNET_POOL_MB")
-            .unwrap_or_else(|_| alexnet_alloc::DEFAULT_POOL_MB.to_string())
+            .unwrap_or_else(|_| alexnet_alloc::DEFAULT_POOL_MB.to_string()),
+        match std::env::var("ALEXNET_POOL_WITHIN_PEAK") {
+            Ok(rule) => format!(", ALEXNET_POOL_WITHIN_PEAK={rule}"),
+            Err(_) => String::new(),
+        }
     );
     if model_parallel {
         println!(
