@@ -214,7 +214,7 @@ impl<A> PooledAllocator<A> {
     /// under the peak rule), the held blocks to give back so that the new block keeps the
     /// process within its largest working set so far. Either way the request counts as in use
     /// from here on.
-    fn reserve(&self, layout: Layout) -> Result<*mut u8, Evicted> {
+    fn reserve(&self, layout: Layout, evicted: &mut Evicted) -> Option<*mut u8> {
         let size = layout.size();
         let within_peak = self.within_peak_rule();
         let mut blocks = self.lock();
@@ -229,11 +229,10 @@ impl<A> PooledAllocator<A> {
             let address = slot.address;
             *slot = EMPTY;
             blocks.bytes -= size;
-            return Ok(address as *mut u8);
+            return Some(address as *mut u8);
         }
         // A step frees its blocks in about the order it will ask for them again next step: the
         // block freed last is the one needed last, so it goes back first.
-        let mut evicted = Evicted::NONE;
         while within_peak && blocks.live + blocks.bytes > blocks.peak_live {
             match blocks.take_newest() {
                 Some(slot) => evicted.push(slot),
@@ -241,7 +240,7 @@ impl<A> PooledAllocator<A> {
             }
         }
         blocks.peak_live = blocks.peak_live.max(blocks.live);
-        Err(evicted)
+        None
     }
 
     /// A request of `size` bytes that the inner allocator refused is not in use after all.
@@ -266,12 +265,13 @@ impl<A: GlobalAlloc> PooledAllocator<A> {
 
     /// A large block from the pool (`from_pool`: true) or from the inner allocator's `fresh`.
     unsafe fn large(&self, layout: Layout, fresh: impl FnOnce() -> *mut u8) -> (*mut u8, bool) {
-        match self.reserve(layout) {
-            Ok(block) => {
+        let mut evicted = Evicted::NONE;
+        match self.reserve(layout, &mut evicted) {
+            Some(block) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 (block, true)
             }
-            Err(evicted) => {
+            None => {
                 self.release(&evicted);
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 let block = fresh();
