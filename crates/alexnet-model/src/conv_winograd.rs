@@ -39,54 +39,51 @@ pub fn pays(geometry: &ConvGeometry) -> bool {
     batch * height.div_ceil(2) * width.div_ceil(2) >= MIN_TILES
 }
 
-/// `G g G^T`: a 3x3 filter as the 4x4 tile it multiplies, `G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]`.
+/// `G v`, `G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]`: one column (then one row) of a filter.
+fn g_times([g0, g1, g2]: [f32; 3]) -> [f32; 4] {
+    [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
+}
+
+/// `B^T v`, `B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]`.
+fn bt_times([d0, d1, d2, d3]: [f32; 4]) -> [f32; 4] {
+    [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+}
+
+/// `A^T v`, `A^T = [1 1 1 0; 0 1 -1 -1]`.
+fn at_times([m0, m1, m2, m3]: [f32; 4]) -> [f32; 2] {
+    [m0 + m1 + m2, m1 - m2 - m3]
+}
+
+/// `G g G^T`: a 3x3 filter as the 4x4 tile it multiplies (`G` down the columns, then along the
+/// rows), row-major.
 fn filter_transform(g: &[f32]) -> [f32; 16] {
-    let mut rows = [[0.0f32; 3]; 4];
-    for c in 0..3 {
-        let (g0, g1, g2) = (g[c], g[3 + c], g[6 + c]);
-        rows[0][c] = g0;
-        rows[1][c] = 0.5 * (g0 + g1 + g2);
-        rows[2][c] = 0.5 * (g0 - g1 + g2);
-        rows[3][c] = g2;
-    }
+    let columns: [[f32; 4]; 3] = std::array::from_fn(|c| g_times([g[c], g[3 + c], g[6 + c]]));
     let mut u = [0.0f32; 16];
-    for (r, row) in rows.iter().enumerate() {
-        let [g0, g1, g2] = *row;
-        u[4 * r] = g0;
-        u[4 * r + 1] = 0.5 * (g0 + g1 + g2);
-        u[4 * r + 2] = 0.5 * (g0 - g1 + g2);
-        u[4 * r + 3] = g2;
+    for r in 0..4 {
+        u[4 * r..4 * r + 4].copy_from_slice(&g_times([
+            columns[0][r],
+            columns[1][r],
+            columns[2][r],
+        ]));
     }
     u
 }
 
-/// `B^T d B` of a 4x4 input tile, `B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]`.
+/// `B^T d B` of a 4x4 input tile, row-major.
 fn input_transform(d: &[[f32; 4]; 4]) -> [f32; 16] {
-    let mut rows = [[0.0f32; 4]; 4];
-    for c in 0..4 {
-        rows[0][c] = d[0][c] - d[2][c];
-        rows[1][c] = d[1][c] + d[2][c];
-        rows[2][c] = d[2][c] - d[1][c];
-        rows[3][c] = d[1][c] - d[3][c];
-    }
+    let columns: [[f32; 4]; 4] = std::array::from_fn(|c| bt_times(d.map(|row| row[c])));
     let mut v = [0.0f32; 16];
-    for (r, row) in rows.iter().enumerate() {
-        v[4 * r] = row[0] - row[2];
-        v[4 * r + 1] = row[1] + row[2];
-        v[4 * r + 2] = row[2] - row[1];
-        v[4 * r + 3] = row[1] - row[3];
+    for r in 0..4 {
+        v[4 * r..4 * r + 4].copy_from_slice(&bt_times(columns.map(|column| column[r])));
     }
     v
 }
 
-/// `A^T m A`: the 2x2 outputs of a tile, `A^T = [1 1 1 0; 0 1 -1 -1]`.
+/// `A^T m A`: the 2x2 outputs of a tile.
 fn output_transform(m: &[f32; 16]) -> [[f32; 2]; 2] {
-    let mut rows = [[0.0f32; 4]; 2];
-    for c in 0..4 {
-        rows[0][c] = m[c] + m[4 + c] + m[8 + c];
-        rows[1][c] = m[4 + c] - m[8 + c] - m[12 + c];
-    }
-    rows.map(|r| [r[0] + r[1] + r[2], r[1] - r[2] - r[3]])
+    let columns: [[f32; 2]; 4] =
+        std::array::from_fn(|c| at_times([m[c], m[4 + c], m[8 + c], m[12 + c]]));
+    std::array::from_fn(|r| at_times(columns.map(|column| column[r])))
 }
 
 /// `conv2d(x, weight) + bias` for a convolution where [`applies`] holds: `[batch, Cout, H, W]`,
