@@ -16,16 +16,6 @@ use rayon::prelude::*;
 
 use crate::config::LrnConfig;
 
-/// `s^-beta`; the paper's beta = 3/4 as two square roots, far cheaper than a power.
-fn power(s: f32, beta: f32) -> f32 {
-    if beta == 0.75 {
-        let root = s.sqrt();
-        1.0 / (root * root.sqrt())
-    } else {
-        s.powf(-beta)
-    }
-}
-
 /// `window[p] = sum over maps j in 0..=half.min(channels - 1) of f(map j)[p]`: the window of map 0.
 fn first_window(window: &mut [f32], maps: &[f32], plane: usize, half: usize, square: bool) {
     window.fill(0.0);
@@ -63,6 +53,43 @@ fn slide(window: &mut [f32], maps: &[f32], plane: usize, half: usize, i: usize, 
     }
 }
 
+/// One map's `s = k + alpha * window`, `p = s^-beta` and output `a p`. The test of beta is
+/// outside the loops, so that each is one straight pass the compiler vectorises (with the test
+/// inside, the forward pass ran 2x slower: 12.1 against 5.9 ms for norm1 at batch 128,
+/// `examples/norm_pool`).
+fn normalize_map(
+    [out, scale, powers]: [&mut [f32]; 3],
+    activity: &[f32],
+    window: &[f32],
+    [k, alpha, beta]: [f32; 3],
+) {
+    let n = out.len();
+    let (scale, powers, activity, window) = (
+        &mut scale[..n],
+        &mut powers[..n],
+        &activity[..n],
+        &window[..n],
+    );
+    // A sliding sum of squares can dip a hair below zero; the window is >= 0.
+    for (s, &w) in scale.iter_mut().zip(window) {
+        *s = k + alpha * w.max(0.0);
+    }
+    // The paper's beta = 3/4 as two square roots, far cheaper than a power.
+    if beta == 0.75 {
+        for (p, &s) in powers.iter_mut().zip(scale.iter()) {
+            let root = s.sqrt();
+            *p = 1.0 / (root * root.sqrt());
+        }
+    } else {
+        for (p, &s) in powers.iter_mut().zip(scale.iter()) {
+            *p = s.powf(-beta);
+        }
+    }
+    for ((o, &p), &a) in out.iter_mut().zip(powers.iter()).zip(activity) {
+        *o = a * p;
+    }
+}
+
 /// The output `a p`, with `s` and `p` for the backward pass. `activity` is `[batch, channels,
 /// height, width]`, contiguous; `plane` is `height x width`.
 pub fn lrn_forward(
@@ -92,18 +119,12 @@ pub fn lrn_forward(
                 first_window(window, a, plane, half, true);
                 for i in 0..channels {
                     let at = i * plane..(i + 1) * plane;
-                    for ((((o, s), p), &a), &w) in out[at.clone()]
-                        .iter_mut()
-                        .zip(&mut s[at.clone()])
-                        .zip(&mut p[at.clone()])
-                        .zip(&a[at.clone()])
-                        .zip(window.iter())
-                    {
-                        // A sliding sum of squares can dip a hair below zero; the window is >= 0.
-                        *s = k + alpha * w.max(0.0);
-                        *p = power(*s, beta);
-                        *o = a * *p;
-                    }
+                    normalize_map(
+                        [&mut out[at.clone()], &mut s[at.clone()], &mut p[at.clone()]],
+                        &a[at],
+                        window,
+                        [k, alpha, beta],
+                    );
                     slide(window, a, plane, half, i, true);
                 }
             },

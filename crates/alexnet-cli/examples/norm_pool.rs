@@ -1,0 +1,91 @@
+//! The response normalization and max-pooling kernels on their own, at the shapes of
+//! alexnet-cifar's first block in training (batch 128, or the first argument): norm1 on
+//! `[B, 32, 32, 32]`, pool1 (3x3, stride 2) on the same maps. Each pass best of 10, in ms, with
+//! the memory each streams, so a row can be read against the machine's bandwidth. These passes
+//! are a quarter of an alexnet-cifar step (`alexnet bench model --model alexnet-cifar --layers`).
+//!
+//!     cargo run --release -p alexnet-cli --example norm_pool [-- BATCH]
+
+use alexnet_model::config::LrnConfig;
+use alexnet_model::lrn_kernel::{lrn_backward, lrn_forward};
+use alexnet_model::pool_kernel::{PoolWindow, max_pool_backward, max_pool_forward};
+use std::time::Instant;
+
+/// The binary's allocator, so that repeated buffers cost what they cost in training.
+#[global_allocator]
+static ALLOCATOR: alexnet_alloc::PooledAllocator<mimalloc::MiMalloc> =
+    alexnet_alloc::PooledAllocator::new(mimalloc::MiMalloc);
+
+/// Deterministic values in 0..1 (ReLU outputs, a quarter of them zero).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 * 1.33 - 0.33).max(0.0)
+        })
+        .collect()
+}
+
+fn best_ms<T>(mut pass: impl FnMut() -> T) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..10 {
+        let started = Instant::now();
+        std::hint::black_box(pass());
+        best = best.min(started.elapsed().as_secs_f64() * 1e3);
+    }
+    best
+}
+
+fn row(name: &str, ms: f64, megabytes: f64) {
+    println!(
+        "{name:<14} {ms:>8.2} ms {megabytes:>8.1} MB {:>7.1} GB/s",
+        megabytes / ms
+    );
+}
+
+fn main() {
+    let batch: usize = std::env::args()
+        .nth(1)
+        .map_or(128, |b| b.parse().expect("BATCH: a number"));
+    let (channels, side) = (32, 32);
+    let plane = side * side;
+    let n = batch * channels * plane;
+    let megabytes = |tensors: usize| (tensors * n * 4) as f64 / 1e6;
+    let activity = values(n, 1);
+    let grad = values(n, 2);
+    let lrn = LrnConfig::default();
+
+    let (_, scale, powers) = lrn_forward(&activity, plane, channels, lrn);
+    row(
+        "norm forward",
+        best_ms(|| lrn_forward(&activity, plane, channels, lrn)),
+        megabytes(4),
+    );
+    row(
+        "norm backward",
+        best_ms(|| lrn_backward([&activity, &scale, &powers, &grad], plane, channels, lrn)),
+        megabytes(5),
+    );
+
+    let window = PoolWindow {
+        size: [3, 3],
+        stride: [2, 2],
+    };
+    let pooled = window.pooled_size([side, side]);
+    let (output, positions) = max_pool_forward(&activity, [side, side], window);
+    let pooled_megabytes = (output.len() * 4) as f64 / 1e6;
+    row(
+        "pool forward",
+        best_ms(|| max_pool_forward(&activity, [side, side], window)),
+        megabytes(1) + 2.0 * pooled_megabytes,
+    );
+    let output_grad = values(output.len(), 3);
+    row(
+        "pool backward",
+        best_ms(|| max_pool_backward(&output_grad, &positions, [side, side], pooled)),
+        megabytes(1) + 2.0 * pooled_megabytes,
+    );
+}
