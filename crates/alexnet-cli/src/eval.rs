@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use alexnet_data::progress_bar;
-use alexnet_data::{BadInputPolicy, PatchSource, ViewPlan, skipped_lines, with_classes_of};
+use alexnet_data::{BadInputPolicy, PatchSource, TestViews, skipped_lines, with_classes_of};
 use alexnet_eval::{checkpoint_split, ensemble_members, evaluate};
 use alexnet_run::Checkpoint;
 use alexnet_run::device;
@@ -31,6 +31,10 @@ pub struct EvalArgs {
     /// Average the softmax over ten views: four corners, centre, and their reflections (Section 4.1).
     #[arg(long)]
     ten_crop: bool,
+    /// The views averaged: centre, centre-flip (the centre crop and its reflection: all that is
+    /// left of the ten where the crop is the whole image) or ten-crop.
+    #[arg(long, conflicts_with = "ten_crop")]
+    views: Option<TestViews>,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     /// Print the per-class accuracy too.
@@ -80,20 +84,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
         warn_skipped(set.as_ref());
         Ok((origin, set))
     };
-    let plan = if args.ten_crop {
-        ViewPlan::TenCrop
-    } else {
-        ViewPlan::Centre
+    let views = match args.ten_crop {
+        true => TestViews::TenCrop,
+        false => args.views.unwrap_or_default(),
     };
+    let plan = views.plan();
     let (members, split) =
         ensemble_members(&checkpoints, &device, plan, args.batch_size, load_set)?;
     let report = evaluate(&members, &device, &progress_bar(0, args.quiet, "eval"))?;
 
-    let views = if args.ten_crop {
-        "10-crop"
-    } else {
-        "centre crop"
-    };
+    let views = views.label();
     let who = if members.len() > 1 {
         format!("ensemble of {}", members.len())
     } else {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use alexnet_data::decode::load_square_patch;
 use alexnet_data::formats::ilsvrc::read_synset_words;
-use alexnet_data::{BadInputPolicy, BatchLoader, DecodedSet, ViewPlan};
+use alexnet_data::{BadInputPolicy, BatchLoader, DecodedSet, TestViews};
 use alexnet_eval::predictions::model_probabilities;
 use alexnet_eval::top_k;
 use alexnet_run::Checkpoint;
@@ -32,6 +32,10 @@ pub struct PredictArgs {
     /// Average ten views instead of the centre crop.
     #[arg(long)]
     ten_crop: bool,
+    /// The views averaged: centre, centre-flip (the centre crop and its reflection: all that is
+    /// left of the ten where the crop is the whole image) or ten-crop.
+    #[arg(long, conflicts_with = "ten_crop")]
+    views: Option<TestViews>,
     #[arg(long, default_value = "flex")]
     backend: String,
     /// Stop at the first unusable image instead of skipping it with a warning.
@@ -96,11 +100,11 @@ pub fn run(args: PredictArgs) -> Result<()> {
         vec![0; images.len()],
         checkpoint.class_names.clone(),
     );
-    let plan = if args.ten_crop {
-        ViewPlan::TenCrop
-    } else {
-        ViewPlan::Centre
+    let views = match args.ten_crop {
+        true => TestViews::TenCrop,
+        false => args.views.unwrap_or_default(),
     };
+    let plan = views.plan();
     let crop = checkpoint.recipe.model.input_size();
     let loader = BatchLoader::new(
         Arc::new(set),

@@ -186,10 +186,13 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
     })?;
     match summary.epochs.last() {
         Some(last) if is_root => println!(
-            "done: {} epochs, val top-1 error {:.4}, top-5 error {:.4}; checkpoints {} and {}",
+            "done: {} epochs, {}; checkpoints {} and {}",
             last.epoch,
-            last.val_top1_error,
-            last.val_top5_error,
+            // The last epoch of a run is always validated.
+            last.val_errors()
+                .map_or("not validated".into(), |[top1, top5]| format!(
+                    "val top-1 error {top1:.4}, top-5 error {top5:.4}"
+                )),
             summary.last_checkpoint.display(),
             summary.best_checkpoint.display()
         ),

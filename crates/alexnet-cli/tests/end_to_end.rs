@@ -110,6 +110,69 @@ fn training_lowers_the_loss_and_beats_chance_then_eval_and_predict_work() {
 }
 
 #[test]
+fn validation_every_second_epoch_over_the_centre_and_its_reflection() {
+    let run = temp_dir("every2");
+    let out = train_demo(
+        &run,
+        &[
+            "--epochs",
+            "3",
+            "--set",
+            "run.validate_every=2",
+            "--set",
+            "data.val_views=\"centre-flip\"",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = metrics(&run);
+    assert_eq!(m.len(), 3);
+    // Epoch 1 is skipped, epoch 2 is the interval's, epoch 3 the run's last.
+    assert!(m[0]["val_top1_error"].is_null(), "{:?}", m[0]);
+    assert!(m[0]["val_top5_error"].is_null(), "{:?}", m[0]);
+    assert!(m[1]["val_top1_error"].is_f64() && m[2]["val_top5_error"].is_f64());
+    let last = m[2]["val_top1_error"].as_f64().unwrap();
+
+    // The trainer's figure is what eval gives the last checkpoint over the same two views.
+    let json = run.join("flip.json");
+    let eval = alexnet(&[
+        "eval",
+        run.join("last.safetensors").to_str().unwrap(),
+        "--views",
+        "centre-flip",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    assert!(
+        stdout(&eval).contains("centre + reflection"),
+        "{}",
+        stdout(&eval)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let top1 = report["top1_error"].as_f64().unwrap();
+    assert!((top1 - last).abs() < 1e-9, "eval {top1}, training {last}");
+
+    // The plateau rule reads every epoch's error: it refuses an interval.
+    let refused = train_demo(
+        &temp_dir("every2-plateau"),
+        &[
+            "--set",
+            "run.validate_every=2",
+            "--set",
+            "schedule.policy=\"plateau\"",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("run.validate_every"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
 fn a_resumed_run_reproduces_the_uninterrupted_one() {
     let straight = temp_dir("straight");
     let out = train_demo(&straight, &["--epochs", "3"]);

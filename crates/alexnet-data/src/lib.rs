@@ -43,7 +43,7 @@ pub use dataset::DecodedSet;
 pub use error::DataError;
 pub use formats::DataFormat;
 pub use image_folder::{ImageFolder, LabelledFile, LabelledSplit};
-pub use loader::{Batch, BatchLoader, ViewPlan};
+pub use loader::{Batch, BatchLoader, TestViews, ViewPlan};
 pub use lock::DirLock;
 pub use patch_source::{PatchSource, with_classes_of};
 pub use progress::progress_bar;

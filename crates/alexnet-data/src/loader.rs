@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::augment::{
     CropPosition, View, pca_colour_shift, random_view, ten_crop_views, write_view,
@@ -30,6 +31,8 @@ pub enum ViewPlan {
     Train { flip: bool, pca_sigma: f32 },
     /// The centre crop only.
     Centre,
+    /// The centre crop and its horizontal reflection, consecutive for each image.
+    CentreFlip,
     /// The ten views of Section 4.1, consecutive for each image.
     TenCrop,
 }
@@ -38,7 +41,61 @@ impl ViewPlan {
     pub fn views_per_image(self) -> usize {
         match self {
             ViewPlan::TenCrop => 10,
+            ViewPlan::CentreFlip => 2,
             _ => 1,
+        }
+    }
+}
+
+/// Which views of each test image a network sees, its softmax averaged over them (Section 4.1:
+/// "the network makes a prediction by extracting five 224 x 224 patches ... as well as their
+/// horizontal reflections ... and averaging the predictions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestViews {
+    /// The centre crop only.
+    #[default]
+    Centre,
+    /// The centre crop and its reflection: the two of the ten views left where the crop is the
+    /// whole image (CIFAR-10's 32x32), at a fifth of 10-crop's cost.
+    CentreFlip,
+    /// The four corner crops, the centre and their reflections.
+    TenCrop,
+}
+
+impl TestViews {
+    pub const NAMES: [&str; 3] = ["centre", "centre-flip", "ten-crop"];
+
+    pub fn plan(self) -> ViewPlan {
+        match self {
+            TestViews::Centre => ViewPlan::Centre,
+            TestViews::CentreFlip => ViewPlan::CentreFlip,
+            TestViews::TenCrop => ViewPlan::TenCrop,
+        }
+    }
+
+    /// How tables and messages name the views.
+    pub fn label(self) -> &'static str {
+        match self {
+            TestViews::Centre => "centre crop",
+            TestViews::CentreFlip => "centre + reflection",
+            TestViews::TenCrop => "10-crop",
+        }
+    }
+}
+
+impl std::str::FromStr for TestViews {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "centre" => Ok(TestViews::Centre),
+            "centre-flip" => Ok(TestViews::CentreFlip),
+            "ten-crop" => Ok(TestViews::TenCrop),
+            other => Err(format!(
+                "unknown views {other:?}: expected one of {}",
+                TestViews::NAMES.join(", ")
+            )),
         }
     }
 }
@@ -208,6 +265,12 @@ impl BatchLoader {
                     }
                     ViewPlan::Centre => (
                         vec![CropPosition::Centre.view(side, self.crop, false)],
+                        [0.0; 3],
+                    ),
+                    ViewPlan::CentreFlip => (
+                        [false, true]
+                            .map(|flip| CropPosition::Centre.view(side, self.crop, flip))
+                            .to_vec(),
                         [0.0; 3],
                     ),
                     ViewPlan::TenCrop => (ten_crop_views(side, self.crop).to_vec(), [0.0; 3]),
@@ -410,6 +473,39 @@ mod tests {
         assert_eq!(batches[0].indices, vec![0, 1, 2, 3]);
         assert_eq!(batches[0].shape(), [40, 3, 4, 4]);
         assert_eq!(batches[0].labels, vec![0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn centre_flip_holds_the_centre_crop_then_its_mirror() {
+        let centre = loader(ViewPlan::Centre, 0)
+            .build(0, &[0, 1, 2, 3], 0)
+            .unwrap();
+        let both = loader(ViewPlan::CentreFlip, 0)
+            .build(0, &[0, 1, 2, 3], 0)
+            .unwrap();
+        assert_eq!(both.shape(), [8, 3, 4, 4]);
+        let view = 3 * 4 * 4;
+        for image in 0..4 {
+            let plain = &centre.images[image * view..][..view];
+            assert_eq!(&both.images[2 * image * view..][..view], plain);
+            // The second view is the first with every row reversed.
+            let mirror = &both.images[(2 * image + 1) * view..][..view];
+            for (row, mirrored) in plain.chunks(4).zip(mirror.chunks(4)) {
+                let reversed: Vec<f32> = row.iter().rev().copied().collect();
+                assert_eq!(mirrored, &reversed[..]);
+            }
+            assert_ne!(
+                mirror, plain,
+                "image {image}: a mirror that is no different"
+            );
+        }
+        assert_eq!("centre-flip".parse(), Ok(TestViews::CentreFlip));
+        assert!(
+            "mirror"
+                .parse::<TestViews>()
+                .unwrap_err()
+                .contains("centre-flip")
+        );
     }
 
     #[test]

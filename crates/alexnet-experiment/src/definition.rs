@@ -21,7 +21,8 @@
 use std::path::{Path, PathBuf};
 
 use alexnet_baselines::{BaselineOptions, Method};
-use serde::{Deserialize, Serialize};
+use alexnet_data::TestViews;
+use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DefinitionError {
@@ -49,16 +50,6 @@ pub struct Scales {
     pub full: Scale,
 }
 
-/// Which views of each test image a network sees (Section 4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Views {
-    /// The centre crop only.
-    Centre,
-    /// The four corner crops, the centre and their reflections, the softmax averaged.
-    TenCrop,
-}
-
 /// One arm: the runs that share these overrides.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,7 +64,7 @@ pub struct Arm {
     /// Test time: with `views`, `ensemble` or `runs_of` the arm's figures come from evaluating its
     /// networks' last checkpoints after training, not from the training log.
     #[serde(default)]
-    pub views: Option<Views>,
+    pub views: Option<TestViews>,
     /// Networks whose softmax outputs are averaged for one figure (Section 6's five): seeds
     /// 0..k-1 are the first ensemble, k..2k-1 the next.
     #[serde(default)]
@@ -368,7 +359,7 @@ set = ["model.lrn=false"]
         ))
         .unwrap();
         let arm = &ten.arms[2];
-        assert_eq!(arm.views, Some(Views::TenCrop));
+        assert_eq!(arm.views, Some(TestViews::TenCrop));
         assert!(arm.evaluated() && !ten.arms[0].evaluated());
         assert_eq!(arm.trained_arm(), "on");
 

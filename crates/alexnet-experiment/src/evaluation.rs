@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use alexnet_data::{BadInputPolicy, ViewPlan, progress_bar, with_classes_of};
+use alexnet_data::{BadInputPolicy, TestViews, progress_bar, with_classes_of};
 use alexnet_eval::{checkpoint_split, ensemble_members, evaluate};
 use alexnet_run::{Checkpoint, device};
 use serde::{Deserialize, Serialize};
 
-use crate::definition::{Arm, Views};
+use crate::definition::Arm;
 use crate::runner::{PlannedRun, RunError, finished};
 
 /// One figure of a test-time arm.
@@ -18,7 +18,7 @@ use crate::runner::{PlannedRun, RunError, finished};
 pub struct Evaluation {
     /// The seeds of the networks averaged.
     pub seeds: Vec<u64>,
-    pub views: Views,
+    pub views: TestViews,
     pub images: usize,
     pub top1_error: f64,
     pub top5_error: f64,
@@ -62,7 +62,7 @@ pub fn evaluate_arm(
     results_dir: &Path,
     quiet: bool,
 ) -> Result<Vec<Evaluation>, RunError> {
-    let views = arm.views.unwrap_or(Views::Centre);
+    let views = arm.views.unwrap_or(TestViews::Centre);
     let cached = read_evaluations(results_dir, arm);
     let mut evaluations = Vec::new();
     for group in ensembles(arm, runs)? {
@@ -85,7 +85,11 @@ pub fn evaluate_arm(
     Ok(evaluations)
 }
 
-fn evaluate_group(group: &[&PlannedRun], views: Views, quiet: bool) -> Result<Evaluation, String> {
+fn evaluate_group(
+    group: &[&PlannedRun],
+    views: TestViews,
+    quiet: bool,
+) -> Result<Evaluation, String> {
     let checkpoints = group
         .iter()
         .map(|run| {
@@ -109,10 +113,7 @@ fn evaluate_group(group: &[&PlannedRun], views: Views, quiet: bool) -> Result<Ev
         let set = with_classes_of(set, &first.class_names, &origin)?;
         Ok((origin, set))
     };
-    let plan = match views {
-        Views::Centre => ViewPlan::Centre,
-        Views::TenCrop => ViewPlan::TenCrop,
-    };
+    let plan = views.plan();
     let (members, _) =
         ensemble_members(&checkpoints, &device, plan, 100, load_set).map_err(|e| e.to_string())?;
     let report =

@@ -20,7 +20,7 @@ pub mod runner;
 pub mod summary;
 
 pub use classical::{evaluate_baselines, read_baselines};
-pub use definition::{Experiment, Views, list};
+pub use definition::{Experiment, list};
 pub use evaluation::{Evaluation, evaluate_arm, read_evaluations};
 pub use jobs::execute_in_parallel;
 pub use runner::{PlannedRun, RunStatus, execute, plan};

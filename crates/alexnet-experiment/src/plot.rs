@@ -15,14 +15,19 @@ use crate::summary::Results;
 fn mean_curve(
     results: &Results,
     arm: &str,
-    value: fn(&alexnet_run::EpochMetrics) -> f64,
+    value: fn(&alexnet_run::EpochMetrics) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
     let runs: Vec<_> = results.runs.iter().filter(|r| r.arm == arm).collect();
     let epochs = runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
+    // An epoch that some run did not measure (`run.validate_every`) has no point.
     (0..epochs)
-        .map(|e| {
-            let mean = runs.iter().map(|r| value(&r.curve[e])).sum::<f64>() / runs.len() as f64;
-            ((e + 1) as f64, mean)
+        .filter_map(|e| {
+            let values: Option<Vec<f64>> = runs.iter().map(|r| value(&r.curve[e])).collect();
+            let values = values?;
+            Some((
+                (e + 1) as f64,
+                values.iter().sum::<f64>() / runs.len() as f64,
+            ))
         })
         .collect()
 }
@@ -64,7 +69,7 @@ pub fn draw_errors(results: &Results, dir: &Path) -> Result<String, ReportError>
         for (i, arm) in results.arms.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()];
             let val = mean_curve(results, &arm.arm, |m| m.val_top1_error);
-            let train = mean_curve(results, &arm.arm, |m| m.train_top1_error);
+            let train = mean_curve(results, &arm.arm, |m| Some(m.train_top1_error));
             if val.is_empty() {
                 let Some(level) = arm.val_top1_error.map(|s| s.mean) else {
                     continue;

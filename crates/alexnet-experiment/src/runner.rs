@@ -246,18 +246,14 @@ pub fn sweep_winner(experiment: &Experiment, group_runs: &[PlannedRun]) -> Optio
             return None;
         }
         let curve = alexnet_run::read_metrics(&run.dir.join("metrics.jsonl")).ok()?;
-        let last = curve.last()?;
         let reached = experiment.train_error_target.and_then(|target| {
             curve
                 .iter()
                 .find(|m| m.train_top1_error <= target)
                 .map(|m| m.epoch)
         });
-        ranked.push((
-            reached.unwrap_or(usize::MAX),
-            last.val_top1_error,
-            run.arm.clone(),
-        ));
+        let last_error = alexnet_run::metrics::last_validated(&curve).map_or(f64::MAX, |v| v.1[0]);
+        ranked.push((reached.unwrap_or(usize::MAX), last_error, run.arm.clone()));
     }
     ranked
         .into_iter()
@@ -464,8 +460,8 @@ mod tests {
                 lr: 0.01,
                 train_loss: 1.0,
                 train_top1_error: error,
-                val_top1_error: val_error,
-                val_top5_error: 0.1,
+                val_top1_error: Some(val_error),
+                val_top5_error: Some(0.1),
                 images_per_second: 1.0,
                 epoch_seconds: 1.0,
                 wall_seconds: (i + 1) as f64,

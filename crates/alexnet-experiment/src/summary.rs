@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use alexnet_run::metrics::last_validated;
 use alexnet_run::{EpochMetrics, read_metrics};
 use serde::Serialize;
 
@@ -119,6 +120,9 @@ pub fn collect(
         .filter_map(|run| {
             let curve = read_metrics(&run.dir.join("metrics.jsonl")).ok()?;
             let last = curve.last()?.clone();
+            // The last epoch of a finished run is always validated; an unfinished one's latest
+            // validation stands in until it is.
+            let (_, [val_top1_error, val_top5_error]) = last_validated(&curve)?;
             let reached = experiment
                 .train_error_target
                 .and_then(|target| curve.iter().find(|m| m.train_top1_error <= target).cloned());
@@ -128,8 +132,8 @@ pub fn collect(
                 dir: run.dir.display().to_string(),
                 command: run.command(&experiment.base),
                 epochs: last.epoch,
-                val_top1_error: last.val_top1_error,
-                val_top5_error: last.val_top5_error,
+                val_top1_error,
+                val_top5_error,
                 train_top1_error: last.train_top1_error,
                 wall_seconds: last.wall_seconds,
                 target_epoch: reached.as_ref().map(|m| m.epoch),
@@ -351,10 +355,7 @@ impl Results {
                     md.push_str(&format!(
                         "| {arm} | {} | {} | {} | {:.4} | {:.4} |\n",
                         seeds.join(", "),
-                        match e.views {
-                            crate::definition::Views::Centre => "centre",
-                            crate::definition::Views::TenCrop => "10-crop",
-                        },
+                        e.views.label(),
                         e.images,
                         e.top1_error,
                         e.top5_error

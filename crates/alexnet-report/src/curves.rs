@@ -44,6 +44,13 @@ impl Curves {
                 .map(|m| (m.epoch as f64, value(m)))
                 .collect::<Vec<_>>()
         };
+        // Only the epochs that were validated (`run.validate_every`).
+        let validated = |value: fn(&EpochMetrics) -> Option<f64>| {
+            metrics
+                .iter()
+                .filter_map(|m| Some((m.epoch as f64, value(m)?)))
+                .collect::<Vec<_>>()
+        };
         let lr_drops = metrics
             .windows(2)
             .filter(|pair| pair[1].lr < pair[0].lr)
@@ -56,8 +63,8 @@ impl Curves {
         Self {
             train_loss: series(|m| m.train_loss),
             train_top1_error: series(|m| m.train_top1_error),
-            val_top1_error: series(|m| m.val_top1_error),
-            val_top5_error: series(|m| m.val_top5_error),
+            val_top1_error: validated(|m| m.val_top1_error),
+            val_top5_error: validated(|m| m.val_top5_error),
             lr_drops,
         }
     }
@@ -220,8 +227,8 @@ mod tests {
             lr,
             train_loss: 2.0 / epoch as f64,
             train_top1_error: 0.8 / epoch as f64,
-            val_top1_error,
-            val_top5_error: val_top1_error / 2.0,
+            val_top1_error: Some(val_top1_error),
+            val_top5_error: Some(val_top1_error / 2.0),
             images_per_second: 100.0,
             epoch_seconds: 10.0,
             wall_seconds: 10.0 * epoch as f64,
@@ -258,6 +265,15 @@ mod tests {
         assert_eq!(curves.val_top5_error[0], (1.0, 0.3));
         assert_eq!(curves.train_loss[1], (2.0, 1.0));
         assert_eq!(curves.train_top1_error.len(), 6);
+        // An epoch not validated has a training point and no validation point.
+        let mut sparse = metrics.to_vec();
+        sparse[1].val_top1_error = None;
+        sparse[1].val_top5_error = None;
+        let curves = Curves::from_metrics(&sparse);
+        assert_eq!(curves.train_loss.len(), 6);
+        let epochs: Vec<f64> = curves.val_top1_error.iter().map(|p| p.0).collect();
+        assert_eq!(epochs, [1.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(curves.val_top5_error.len(), 5);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The report's header table: model, data, recipe, time, speed and errors of a run.
 
 use alexnet_eval::EvalReport;
+use alexnet_run::metrics::last_validated;
 use alexnet_run::{Checkpoint, EpochMetrics};
 
 use crate::page::HeaderRow;
@@ -28,10 +29,19 @@ pub fn header(
 ) -> Vec<HeaderRow> {
     let recipe = &checkpoint.recipe;
     let last = metrics.last().expect("a run with metrics has a last epoch");
-    let best = metrics
-        .iter()
-        .min_by(|a, b| a.val_top1_error.total_cmp(&b.val_top1_error))
-        .expect("a run with metrics has a best epoch");
+    // Over the validated epochs (`run.validate_every`); the last epoch of a run always is.
+    let validated = || metrics.iter().filter_map(|m| Some((m, m.val_errors()?)));
+    let best = validated().min_by(|a, b| a.1[0].total_cmp(&b.1[0]));
+    let latest = last_validated(metrics);
+    // "0.2108", or "0.2108 (epoch 10)" where the last epoch was not validated.
+    let error_at = |found: Option<(&EpochMetrics, [f64; 2])>, which: usize, always_epoch: bool| {
+        found.map_or("-".to_string(), |(m, errors)| {
+            match always_epoch || m.epoch != last.epoch {
+                true => format!("{:.4} (epoch {})", errors[which], m.epoch),
+                false => format!("{:.4}", errors[which]),
+            }
+        })
+    };
     let mean_rate = metrics.iter().map(|m| m.images_per_second).sum::<f64>() / metrics.len() as f64;
     let model = &recipe.model;
     vec![
@@ -91,17 +101,17 @@ pub fn header(
         row(
             "final-val-top1",
             "last epoch: val top-1 error",
-            format!("{:.4}", last.val_top1_error),
+            error_at(latest, 0, false),
         ),
         row(
             "final-val-top5",
             "last epoch: val top-5 error",
-            format!("{:.4}", last.val_top5_error),
+            error_at(latest, 1, false),
         ),
         row(
             "best-val-top1",
             "best epoch: val top-1 error",
-            format!("{:.4} (epoch {})", best.val_top1_error, best.epoch),
+            error_at(best, 0, true),
         ),
         row(
             "eval-top1",

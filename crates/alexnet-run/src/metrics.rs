@@ -16,8 +16,9 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     /// Top-1 error on the augmented training batches, as they were trained on.
     pub train_top1_error: f64,
-    pub val_top1_error: f64,
-    pub val_top5_error: f64,
+    /// `None` (`null`) for an epoch not validated (`run.validate_every`).
+    pub val_top1_error: Option<f64>,
+    pub val_top5_error: Option<f64>,
     /// Training images per second over the epoch (forward, backward, update).
     pub images_per_second: f64,
     pub epoch_seconds: f64,
@@ -84,6 +85,18 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, String> {
     Ok(by_epoch.into_values().collect())
 }
 
+/// The last epoch of `epochs` that was validated, and its top-1 and top-5 errors.
+pub fn last_validated(epochs: &[EpochMetrics]) -> Option<(&EpochMetrics, [f64; 2])> {
+    epochs.iter().rev().find_map(|m| Some((m, m.val_errors()?)))
+}
+
+impl EpochMetrics {
+    /// Top-1 and top-5 validation error, where the epoch was validated.
+    pub fn val_errors(&self) -> Option<[f64; 2]> {
+        Some([self.val_top1_error?, self.val_top5_error?])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,8 +108,8 @@ mod tests {
             lr: 0.01,
             train_loss: 1.0,
             train_top1_error: 0.5,
-            val_top1_error,
-            val_top5_error: 0.1,
+            val_top1_error: Some(val_top1_error),
+            val_top5_error: Some(0.1),
             images_per_second: 50.0,
             epoch_seconds: 3.0,
             wall_seconds: 3.0 * epoch as f64,
@@ -131,6 +144,29 @@ mod tests {
         assert_eq!(read_metrics(&path).unwrap(), vec![epoch(1, 0.5)]);
         assert_eq!(keep_epochs_up_to(&path, 1).unwrap(), 0);
         assert_eq!(keep_epochs_up_to(&dir.join("none.jsonl"), 1).unwrap(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_epoch_not_validated_is_null_and_is_skipped_for_the_last_validated() {
+        let dir = std::env::temp_dir().join(format!("alexnet-metrics-null-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        let skipped = EpochMetrics {
+            val_top1_error: None,
+            val_top5_error: None,
+            ..epoch(2, 0.0)
+        };
+        for e in [epoch(1, 0.5), skipped.clone()] {
+            append(&path, &e).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"val_top1_error\":null"), "{text}");
+        let read = read_metrics(&path).unwrap();
+        assert_eq!(read[1], skipped);
+        let (last, errors) = last_validated(&read).unwrap();
+        assert_eq!((last.epoch, errors), (1, [0.5, 0.1]));
+        assert!(last_validated(&read[1..]).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

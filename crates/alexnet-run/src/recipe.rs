@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alexnet_data::{BadInputPolicy, DataFormat, Shuffle};
+use alexnet_data::{BadInputPolicy, DataFormat, Shuffle, TestViews};
 use alexnet_model::{ModelConfig, ModelError};
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +125,9 @@ pub struct DataRecipe {
     pub train_split: String,
     /// Split used for the plateau policy and per-epoch validation error.
     pub val_split: String,
+    /// The views of each validation image the per-epoch error averages the softmax over:
+    /// `centre` (the default), `centre-flip` (and its reflection) or `ten-crop` (Section 4.1).
+    pub val_views: TestViews,
     /// Section 2: images are rescaled so the shorter side is this, then centre-cropped to a square.
     /// The crop fed to the network is the model's input size (224, Section 4.1).
     pub resize: usize,
@@ -161,6 +164,7 @@ impl Default for DataRecipe {
             dir: PathBuf::from("data/imagenet"),
             train_split: "train".into(),
             val_split: "val".into(),
+            val_views: TestViews::Centre,
             resize: 256,
             flip: true,
             pca_sigma: 0.1,
@@ -269,6 +273,9 @@ pub struct RunRecipe {
     pub seed: u64,
     /// Compute backend: `flex` (pure Rust CPU), or `cuda` / `wgpu` when built with those features.
     pub backend: String,
+    /// Not in the paper: validate after every this many epochs (Caffe's `test_interval`), and
+    /// always after the last; 1 validates every epoch, as the plateau policy needs.
+    pub validate_every: usize,
 }
 
 impl Default for RunRecipe {
@@ -277,6 +284,7 @@ impl Default for RunRecipe {
             epochs: 90,
             seed: 0,
             backend: "flex".into(),
+            validate_every: 1,
         }
     }
 }
@@ -456,6 +464,18 @@ impl Recipe {
             run.epochs,
         )?;
         check(
+            (1..=1_000_000).contains(&run.validate_every),
+            "run.validate_every",
+            "in 1..=1000000",
+            run.validate_every,
+        )?;
+        check(
+            run.validate_every == 1 || schedule.policy != LrPolicy::Plateau,
+            "run.validate_every",
+            "1 under schedule.policy = \"plateau\", which reads every epoch's validation error",
+            run.validate_every,
+        )?;
+        check(
             finite_at_least(f64::from(data.pca_sigma), 0.0),
             "data.pca_sigma",
             ">= 0 and finite",
@@ -627,6 +647,7 @@ mod tests {
             ("schedule.patience=100000", "schedule.patience"),
             ("schedule.step_epochs=0", "schedule.step_epochs"),
             ("run.epochs=0", "run.epochs"),
+            ("run.validate_every=0", "run.validate_every"),
             ("model.num_classes=1", "model.num_classes"),
             ("model.num_classes=10000000", "model.num_classes"),
             ("model.dropout=1.0", "model.dropout"),
@@ -647,6 +668,17 @@ mod tests {
                 "{assignment}: {text}"
             );
         }
+        // The plateau rule needs every epoch's validation error; other policies do not.
+        let err = Recipe::from_toml("", "r.toml", &sets(&["run.validate_every=3"])).unwrap_err();
+        assert!(err.to_string().contains("plateau"), "{err}");
+        let cosine = sets(&["run.validate_every=3", "schedule.policy=\"cosine\""]);
+        assert_eq!(
+            Recipe::from_toml("", "r.toml", &cosine)
+                .unwrap()
+                .run
+                .validate_every,
+            3
+        );
         // Every recipe the project ships is within its ranges.
         let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
         for entry in std::fs::read_dir(recipes).unwrap() {

@@ -31,13 +31,17 @@ impl LrSchedule {
         &mut self,
         recipe: &ScheduleRecipe,
         epochs_done: usize,
-        val_error: f64,
+        val_error: Option<f64>,
     ) -> bool {
-        let improved = self
-            .best_error
-            .is_none_or(|best| val_error < best - recipe.min_delta);
-        if self.best_error.is_none_or(|best| val_error < best) {
-            self.best_error = Some(val_error);
+        // An epoch not validated (`run.validate_every`) neither improves nor fails to.
+        let improved = val_error.map(|error| {
+            self.best_error
+                .is_none_or(|best| error < best - recipe.min_delta)
+        });
+        if let Some(error) = val_error
+            && self.best_error.is_none_or(|best| error < best)
+        {
+            self.best_error = Some(error);
         }
         let drop = match recipe.policy {
             // Set at every step instead (`step_lr`).
@@ -46,10 +50,10 @@ impl LrSchedule {
                 recipe.step_epochs > 0 && epochs_done.is_multiple_of(recipe.step_epochs)
             }
             LrPolicy::Plateau => {
-                self.epochs_without_improvement = if improved {
-                    0
-                } else {
-                    self.epochs_without_improvement + 1
+                self.epochs_without_improvement = match improved {
+                    Some(true) => 0,
+                    Some(false) => self.epochs_without_improvement + 1,
+                    None => self.epochs_without_improvement,
                 };
                 self.epochs_without_improvement >= recipe.patience.max(1)
                     && self.drops < recipe.max_drops
@@ -128,7 +132,7 @@ mod tests {
         let drops: Vec<bool> = errors
             .iter()
             .enumerate()
-            .map(|(e, &v)| s.end_of_epoch(&recipe, e + 1, v))
+            .map(|(e, &v)| s.end_of_epoch(&recipe, e + 1, Some(v)))
             .collect();
         assert_eq!(
             drops,
@@ -169,7 +173,7 @@ mod tests {
         assert!(sets_rate_every_step(LrPolicy::Cosine));
         assert!(!sets_rate_every_step(LrPolicy::Plateau));
         let mut s = LrSchedule::new(0.2);
-        assert!(!s.end_of_epoch(&recipe, 1, 0.9));
+        assert!(!s.end_of_epoch(&recipe, 1, Some(0.9)));
     }
 
     #[test]
@@ -181,7 +185,7 @@ mod tests {
         };
         let mut s = LrSchedule::new(1.0);
         let drops: Vec<usize> = (1..=7)
-            .filter(|&e| s.end_of_epoch(&recipe, e, 0.1))
+            .filter(|&e| s.end_of_epoch(&recipe, e, Some(0.1)))
             .collect();
         assert_eq!(drops, vec![3, 6]);
         assert!((s.lr - 0.01).abs() < 1e-12);

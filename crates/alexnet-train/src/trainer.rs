@@ -80,7 +80,7 @@ pub struct TrainSummary {
     pub best_checkpoint: PathBuf,
 }
 
-/// Validation top-1/top-5 error of `model` on the centre crops of `loader`'s split.
+/// Validation top-1/top-5 error of `model` on `loader`'s split, over its views of each image.
 pub fn validate(
     model: &AlexNet,
     loader: &BatchLoader,
@@ -168,32 +168,50 @@ fn train_as_rank(
             lr_before
         };
 
+        // Rank 0's decision, so that every rank stops after the same epoch.
+        let reached = options
+            .stop_at_train_error
+            .is_some_and(|target| totals.error() <= target);
+        let reached = peers.from_root(peers.is_root().then_some(usize::from(reached)))? == 1;
+
         // Each rank validates its share of every validation batch; the counts are summed, so
-        // every rank's schedule follows the errors of the whole split.
+        // every rank's schedule follows the errors of the whole split. Every
+        // `run.validate_every` epochs, and always at the last epoch of the run (or of this
+        // stretch of it), so that it ends on a measured checkpoint.
+        let epochs_done = learner.progress.epochs_done + 1;
+        let validated = epochs_done.is_multiple_of(recipe.run.validate_every)
+            || epochs_done >= last_epoch
+            || reached;
         let validation_started = Instant::now();
-        let report = validate(&learner.model, &val_loader, &devices.plain, quiet)?;
-        let [top1_error, top5_error] = match towers {
-            Some(_) => [report.top1_error, report.top5_error],
-            None => errors_over_ranks(peers, &report)?,
+        let errors = match validated {
+            false => None,
+            true => {
+                let report = validate(&learner.model, &val_loader, &devices.plain, quiet)?;
+                Some(match towers {
+                    Some(_) => [report.top1_error, report.top5_error],
+                    None => errors_over_ranks(peers, &report)?,
+                })
+            }
         };
         let seconds = totals.seconds + validation_started.elapsed().as_secs_f64();
 
         // Section 5: divide the learning rate by 10 when the validation error stops improving.
         let progress = &mut learner.progress;
         progress.wall_seconds += seconds;
-        progress.epochs_done += 1;
-        let dropped =
-            progress
-                .schedule
-                .end_of_epoch(&recipe.schedule, progress.epochs_done, top1_error);
+        progress.epochs_done = epochs_done;
+        let dropped = progress.schedule.end_of_epoch(
+            &recipe.schedule,
+            progress.epochs_done,
+            errors.map(|[top1, _]| top1),
+        );
         let metrics = EpochMetrics {
             epoch: progress.epochs_done,
             step: progress.step,
             lr,
             train_loss: totals.mean_loss(),
             train_top1_error: totals.error(),
-            val_top1_error: top1_error,
-            val_top5_error: top5_error,
+            val_top1_error: errors.map(|[top1, _]| top1),
+            val_top5_error: errors.map(|[_, top5]| top5),
             images_per_second: totals.seen as f64 / totals.seconds,
             epoch_seconds: seconds,
             wall_seconds: progress.wall_seconds,
@@ -215,12 +233,8 @@ fn train_as_rank(
                 eprintln!("{warning}");
             }
         }
-        let reached = options
-            .stop_at_train_error
-            .is_some_and(|target| metrics.train_top1_error <= target);
         summary.add(metrics, &totals);
-        // Rank 0's decision, so that every rank stops after the same epoch.
-        if peers.from_root(peers.is_root().then_some(usize::from(reached)))? == 1 {
+        if reached {
             break;
         }
     }
@@ -315,12 +329,14 @@ fn loaders(
     train.prefetch = recipe.data.prefetch.max(1);
     (train.shuffle, train.shuffle_window) = (recipe.data.shuffle, recipe.data.shuffle_window);
     (train.rank, train.world_size) = (rank, world_size);
+    // A validation batch holds as many views as a training batch holds images.
+    let val_plan = recipe.data.val_views.plan();
     let mut val = BatchLoader::new(
         data.val.clone(),
         data.stats.clone(),
         crop,
-        batch_size,
-        ViewPlan::Centre,
+        (batch_size / val_plan.views_per_image()).max(1),
+        val_plan,
         seed,
     )?;
     (val.rank, val.world_size) = (rank, world_size);
@@ -356,7 +372,7 @@ fn record_epoch(
     let metrics_path = run_dir.join("metrics.jsonl");
     append(&metrics_path, metrics).map_err(io_error(&metrics_path))?;
     crash_point("metrics-written", epoch);
-    if progress.schedule.best_error == Some(metrics.val_top1_error) {
+    if metrics.val_top1_error.is_some() && progress.schedule.best_error == metrics.val_top1_error {
         staged.link_to(&run_dir.join("best.safetensors"))?;
         crash_point("best-linked", epoch);
     }
@@ -366,13 +382,15 @@ fn record_epoch(
 }
 
 fn print_epoch(metrics: &EpochMetrics, dropped: bool) {
+    let validation = match metrics.val_errors() {
+        Some([top1, top5]) => format!("val top-1 err {top1:.4}  top-5 err {top5:.4}"),
+        None => "not validated".to_string(),
+    };
     println!(
-        "epoch {:>3}  loss {:.4}  train top-1 err {:.4}  val top-1 err {:.4}  top-5 err {:.4}  lr {:.0e}  {:.1} img/s  {:.0} s{}",
+        "epoch {:>3}  loss {:.4}  train top-1 err {:.4}  {validation}  lr {:.0e}  {:.1} img/s  {:.0} s{}",
         metrics.epoch,
         metrics.train_loss,
         metrics.train_top1_error,
-        metrics.val_top1_error,
-        metrics.val_top5_error,
         metrics.lr,
         metrics.images_per_second,
         metrics.epoch_seconds,
