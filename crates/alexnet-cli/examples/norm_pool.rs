@@ -9,34 +9,13 @@
 use alexnet_model::config::LrnConfig;
 use alexnet_model::lrn_kernel::{lrn_backward, lrn_forward};
 use alexnet_model::pool_kernel::{PoolWindow, max_pool_backward, max_pool_forward};
-use std::time::Instant;
 
-/// The binary's allocator, so that repeated buffers cost what they cost in training.
-#[global_allocator]
-static ALLOCATOR: alexnet_alloc::PooledAllocator<mimalloc::MiMalloc> =
-    alexnet_alloc::PooledAllocator::new(mimalloc::MiMalloc);
+mod common;
+use common::{best_ms, values};
 
-/// Deterministic values in 0..1 (ReLU outputs, a quarter of them zero).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32 * 1.33 - 0.33).max(0.0)
-        })
-        .collect()
-}
-
-fn best_ms<T>(mut pass: impl FnMut() -> T) -> f64 {
-    let mut best = f64::MAX;
-    for _ in 0..10 {
-        let started = Instant::now();
-        std::hint::black_box(pass());
-        best = best.min(started.elapsed().as_secs_f64() * 1e3);
-    }
-    best
+/// ReLU outputs: half of them zero.
+fn activities(n: usize, seed: u64) -> Vec<f32> {
+    values(n, seed).into_iter().map(|v| v.max(0.0)).collect()
 }
 
 fn row(name: &str, ms: f64, megabytes: f64) {
@@ -54,7 +33,7 @@ fn main() {
     let plane = side * side;
     let n = batch * channels * plane;
     let megabytes = |tensors: usize| (tensors * n * 4) as f64 / 1e6;
-    let activity = values(n, 1);
+    let activity = activities(n, 1);
     let grad = values(n, 2);
     let lrn = LrnConfig::default();
 

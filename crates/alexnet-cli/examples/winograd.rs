@@ -8,38 +8,12 @@
 
 use alexnet_model::conv_im2col::{self, ConvGeometry, ConvParams};
 use alexnet_model::conv_winograd;
-use std::time::Instant;
 
-/// The binary's allocator, so that repeated buffers cost what they cost in training.
-#[global_allocator]
-static ALLOCATOR: alexnet_alloc::PooledAllocator<mimalloc::MiMalloc> =
-    alexnet_alloc::PooledAllocator::new(mimalloc::MiMalloc);
-
-/// Deterministic values in -1..1.
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+mod common;
+use common::{best_ms, values};
 
 /// One pass of one kernel, its output flattened.
 type Pass<'a> = Box<dyn Fn() -> Vec<f32> + 'a>;
-
-fn best_ms(mut pass: impl FnMut() -> Vec<f32>) -> f64 {
-    let mut best = f64::MAX;
-    for _ in 0..10 {
-        let started = Instant::now();
-        std::hint::black_box(pass());
-        best = best.min(started.elapsed().as_secs_f64() * 1e3);
-    }
-    best
-}
 
 fn worst_relative(a: &[f32], b: &[f32]) -> f32 {
     let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
