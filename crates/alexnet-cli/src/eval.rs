@@ -50,6 +50,14 @@ pub struct EvalArgs {
     quiet: bool,
 }
 
+/// `--ten-crop`, else `--views`, else the centre crop (clap refuses both flags at once).
+pub fn chosen_views(ten_crop: bool, views: Option<TestViews>) -> TestViews {
+    match ten_crop {
+        true => TestViews::TenCrop,
+        false => views.unwrap_or_default(),
+    }
+}
+
 pub fn run(args: EvalArgs) -> Result<()> {
     let device = device(&args.backend, 0)?;
     let checkpoints = args
@@ -84,10 +92,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         warn_skipped(set.as_ref());
         Ok((origin, set))
     };
-    let views = match args.ten_crop {
-        true => TestViews::TenCrop,
-        false => args.views.unwrap_or_default(),
-    };
+    let views = chosen_views(args.ten_crop, args.views);
     let plan = views.plan();
     let (members, split) =
         ensemble_members(&checkpoints, &device, plan, args.batch_size, load_set)?;

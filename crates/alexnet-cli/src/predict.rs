@@ -100,11 +100,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         vec![0; images.len()],
         checkpoint.class_names.clone(),
     );
-    let views = match args.ten_crop {
-        true => TestViews::TenCrop,
-        false => args.views.unwrap_or_default(),
-    };
-    let plan = views.plan();
+    let plan = crate::eval::chosen_views(args.ten_crop, args.views).plan();
     let crop = checkpoint.recipe.model.input_size();
     let loader = BatchLoader::new(
         Arc::new(set),

@@ -62,7 +62,7 @@ pub fn evaluate_arm(
     results_dir: &Path,
     quiet: bool,
 ) -> Result<Vec<Evaluation>, RunError> {
-    let views = arm.views.unwrap_or(TestViews::Centre);
+    let views = arm.views.unwrap_or_default();
     let cached = read_evaluations(results_dir, arm);
     let mut evaluations = Vec::new();
     for group in ensembles(arm, runs)? {

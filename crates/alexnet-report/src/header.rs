@@ -30,17 +30,16 @@ pub fn header(
     let recipe = &checkpoint.recipe;
     let last = metrics.last().expect("a run with metrics has a last epoch");
     // Over the validated epochs (`run.validate_every`); the last epoch of a run always is.
-    let validated = || metrics.iter().filter_map(|m| Some((m, m.val_errors()?)));
-    let best = validated().min_by(|a, b| a.1[0].total_cmp(&b.1[0]));
+    let best = metrics
+        .iter()
+        .filter_map(|m| Some((m, m.val_errors()?)))
+        .min_by(|a, b| a.1[0].total_cmp(&b.1[0]));
     let latest = last_validated(metrics);
     // "0.2108", or "0.2108 (epoch 10)" where the last epoch was not validated.
-    let error_at = |found: Option<(&EpochMetrics, [f64; 2])>, which: usize, always_epoch: bool| {
-        found.map_or("-".to_string(), |(m, errors)| {
-            match always_epoch || m.epoch != last.epoch {
-                true => format!("{:.4} (epoch {})", errors[which], m.epoch),
-                false => format!("{:.4}", errors[which]),
-            }
-        })
+    let latest_error = |which: usize| match latest {
+        None => "-".to_string(),
+        Some((m, errors)) if m.epoch == last.epoch => format!("{:.4}", errors[which]),
+        Some((m, errors)) => format!("{:.4} (epoch {})", errors[which], m.epoch),
     };
     let mean_rate = metrics.iter().map(|m| m.images_per_second).sum::<f64>() / metrics.len() as f64;
     let model = &recipe.model;
@@ -101,17 +100,19 @@ pub fn header(
         row(
             "final-val-top1",
             "last epoch: val top-1 error",
-            error_at(latest, 0, false),
+            latest_error(0),
         ),
         row(
             "final-val-top5",
             "last epoch: val top-5 error",
-            error_at(latest, 1, false),
+            latest_error(1),
         ),
         row(
             "best-val-top1",
             "best epoch: val top-1 error",
-            error_at(best, 0, true),
+            best.map_or("-".to_string(), |(m, errors)| {
+                format!("{:.4} (epoch {})", errors[0], m.epoch)
+            }),
         ),
         row(
             "eval-top1",
