@@ -22,7 +22,8 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-/// Blocks below this go straight to the inner allocator (which keeps small blocks mapped itself).
+/// Blocks below this go straight to the inner allocator (the binary tells mimalloc to keep their
+/// pages mapped: `alexnet-cli/src/allocator.rs`).
 pub const POOL_MIN_BYTES: usize = 1 << 20;
 /// How many freed blocks the pool holds at most.
 pub const POOL_SLOTS: usize = 96;

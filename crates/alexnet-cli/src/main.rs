@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own file; this file only parses and dispatches. Errors are printed
 //! on one line (`error: ...`) with a non-zero exit code.
 
+mod allocator;
 mod baseline;
 mod bench;
 mod demo;
@@ -18,14 +19,6 @@ mod report;
 mod train;
 
 use clap::{Parser, Subcommand};
-
-/// mimalloc keeps freed small blocks mapped for reuse. With the system allocator every 77 MB batch
-/// (and every large tensor) is a fresh mapping whose pages fault in one by one: 20 ms per batch of
-/// 128, half the time of building it. mimalloc still gives its largest blocks back to the OS, so
-/// the pool in front of it keeps those for the next step (`alexnet-alloc`).
-#[global_allocator]
-static ALLOCATOR: alexnet_alloc::PooledAllocator<mimalloc::MiMalloc> =
-    alexnet_alloc::PooledAllocator::new(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +62,7 @@ enum Command {
 }
 
 fn main() {
+    allocator::keep_freed_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => info::run(args),

@@ -187,7 +187,7 @@ fn timed_steps(warmup: usize, iterations: usize, mut run: impl FnMut()) -> (f64,
     for _ in 0..warmup {
         run();
     }
-    let before = crate::ALLOCATOR.stats();
+    let before = crate::allocator::ALLOCATOR.stats();
     let iterations = iterations.max(1);
     let times = (0..iterations)
         .map(|_| {
@@ -196,7 +196,7 @@ fn timed_steps(warmup: usize, iterations: usize, mut run: impl FnMut()) -> (f64,
             started.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    let new_blocks = crate::ALLOCATOR.stats().misses - before.misses;
+    let new_blocks = crate::allocator::ALLOCATOR.stats().misses - before.misses;
     (median(times), new_blocks as f64 / iterations as f64)
 }
 
@@ -422,6 +422,13 @@ pub fn bench_model(args: ModelBenchArgs) -> Result<()> {
         match std::env::var("ALEXNET_POOL_WITHIN_PEAK") {
             Ok(rule) => format!(", ALEXNET_POOL_WITHIN_PEAK={rule}"),
             Err(_) => String::new(),
+        }
+    );
+    println!(
+        "small blocks' pages: {} (MIMALLOC_PURGE_DELAY)",
+        match crate::allocator::purge_delay() {
+            -1 => "kept mapped".to_string(),
+            ms => format!("given back {ms} ms after they fall empty"),
         }
     );
     if model_parallel {
