@@ -1,6 +1,7 @@
 //! Where a convolution's training time goes on flex: forward alone, forward + input gradient,
-//! forward + weight gradient, and both, for the paper's conv2 and conv3 at batch 32 (best of 4);
-//! then each pass alone by alexnet-model's im2col kernels, which the model uses on flex.
+//! forward + weight gradient, and both, for the paper's conv2 and conv3 at batch 32 and
+//! alexnet-cifar's three at batch 128 (best of 4); then each pass alone by
+//! alexnet-model's im2col kernels, which the model uses on flex.
 //! `benchmarks/conv_split_pytorch.py` measures the same in PyTorch.
 //!
 //!     cargo run --release -p alexnet-cli --example conv_split
@@ -16,13 +17,17 @@ use std::time::Instant;
 
 fn main() {
     let device = Device::flex().autodiff();
-    // The paper's conv2 (96 -> 256, 5x5, pad 2, two towers, 27x27) and conv3 (256 -> 384, 3x3).
-    for (name, cin, cout, k, pad, groups, side) in [
-        ("conv2", 96, 256, 5, 2, 2, 27),
-        ("conv3", 256, 384, 3, 1, 1, 13),
+    // The paper's conv2 (96 -> 256, 5x5, pad 2, two towers, 27x27) and conv3 (256 -> 384, 3x3);
+    // alexnet-cifar's conv1 (3 -> 32, 5x5, 32x32), conv2 (32 -> 32, 16x16), conv3 (32 -> 64, 8x8).
+    for (name, batch, cin, cout, k, pad, groups, side) in [
+        ("conv2", 32, 96, 256, 5, 2, 2, 27),
+        ("conv3", 32, 256, 384, 3, 1, 1, 13),
+        ("cifar conv1", 128, 3, 32, 5, 2, 1, 32),
+        ("cifar conv2", 128, 32, 32, 5, 2, 1, 16),
+        ("cifar conv3", 128, 32, 64, 5, 2, 1, 8),
     ] {
         let x0 = Tensor::<4>::random(
-            [32, cin, side, side],
+            [batch, cin, side, side],
             Distribution::Normal(0.0, 1.0),
             &device,
         );
@@ -118,7 +123,8 @@ fn main() {
                 w_host.len(),
             );
             println!(
-                "{name} im2col kernels, {label}: forward {forward:.1} ms, x grad {input_grad:.1} ms, w grad {weight_grad:.1} ms"
+                "{name} im2col kernels, {label}: forward {forward:.1} ms, x grad {input_grad:.1} ms, \
+                 w grad {weight_grad:.1} ms"
             );
         }
     }

@@ -396,6 +396,31 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
     total
 }
 
+/// `db` (`[Cout]`) of a convolution from its output gradient (`[batch, Cout, positions]`,
+/// contiguous): every map of every image summed, the images added in order (a repeatable sum).
+pub fn conv2d_bias_grad(output_grad: &[f32], [batch, channels, positions]: [usize; 3]) -> Vec<f32> {
+    (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            (0..batch)
+                .map(|n| lane_sum(&output_grad[(n * channels + c) * positions..][..positions]))
+                .sum()
+        })
+        .collect()
+}
+
+/// The sum of `values` in eight running lanes, which the compiler keeps in one vector register
+/// (a single running sum is a chain of dependent additions it may not reorder).
+fn lane_sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(lane, v)| *lane += v);
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,6 +570,18 @@ mod tests {
                 weight: [4, 3, 3, 5],
                 params: ConvParams {
                     stride: [4, 3],
+                    padding: [0, 1],
+                    groups: 1,
+                    bf16: false,
+                    winograd: false,
+                },
+            },
+            // Stride 1 with a 3x5 kernel and unequal padding.
+            ConvGeometry {
+                input: [2, 3, 8, 9],
+                weight: [5, 3, 3, 5],
+                params: ConvParams {
+                    stride: [1, 1],
                     padding: [0, 1],
                     groups: 1,
                     bf16: false,

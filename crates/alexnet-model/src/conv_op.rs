@@ -20,7 +20,9 @@ use burn::tensor::ops::ConvOptions;
 
 use crate::autodiff_op::differentiable;
 pub use crate::conv_im2col::ConvParams;
-use crate::conv_im2col::{ConvGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
+use crate::conv_im2col::{
+    ConvGeometry, conv2d_bias_grad, conv2d_forward, conv2d_input_grad, conv2d_weight_grad,
+};
 use crate::conv_winograd;
 use crate::flex_values::{dims, floats, tensor};
 
@@ -60,6 +62,16 @@ pub trait ConvBackend: Backend {
         params: ConvParams,
     ) -> FloatTensor<Self> {
         Self::conv2d_weight_backward(x, weight, output_grad, options(params))
+    }
+
+    /// The gradient of the loss with respect to the bias: the output's gradient summed over the
+    /// images and the positions of each map.
+    fn convolution_bias_grad(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_bias_backward(x, bias, output_grad)
     }
 }
 
@@ -122,6 +134,22 @@ impl ConvBackend for Flex {
             conv2d_weight_grad(x, dy, &geometry)
         })
     }
+
+    /// Burn's default swaps the batch and channel axes of the whole output gradient (a copy of
+    /// it) before it sums; here each map is summed where it lies.
+    fn convolution_bias_grad(
+        x: FlexTensor,
+        bias: FlexTensor,
+        output_grad: FlexTensor,
+    ) -> FlexTensor {
+        if output_grad.dtype() != DType::F32 {
+            return Self::conv2d_bias_backward(x, bias, output_grad);
+        }
+        let [batch, channels, ho, wo] = dims(&output_grad);
+        let output_grad = output_grad.to_contiguous();
+        let grad = conv2d_bias_grad(floats(&output_grad), [batch, channels, ho * wo]);
+        tensor(grad, [channels])
+    }
 }
 
 /// Whether Winograd's kernel takes this convolution: switched on (`model.winograd`), a 3x3,
@@ -172,7 +200,7 @@ impl<B: Backend + ConvBackend> Backward<B, 3> for ConvolutionBackward {
             grads.register::<B>(node.id, grad);
         }
         if let Some(node) = node_bias {
-            grads.register::<B>(node.id, B::conv2d_bias_backward(x, bias, output_grad));
+            grads.register::<B>(node.id, B::convolution_bias_grad(x, bias, output_grad));
         }
     }
 }

@@ -22,6 +22,6 @@ pub(crate) fn ints(tensor: &FlexTensor) -> &[i32] {
 }
 
 /// A kernel's result as a tensor of `shape`.
-pub(crate) fn tensor<E: Element>(values: Vec<E>, shape: [usize; 4]) -> FlexTensor {
+pub(crate) fn tensor<E: Element, const D: usize>(values: Vec<E>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
