@@ -549,45 +549,36 @@ mod tests {
             .collect()
     }
 
+    /// An f32 im2col convolution's geometry.
+    fn im2col_geometry(
+        input: [usize; 4],
+        weight: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> ConvGeometry {
+        ConvGeometry {
+            input,
+            weight,
+            params: ConvParams {
+                stride,
+                padding,
+                groups,
+                bf16: false,
+                winograd: false,
+            },
+        }
+    }
+
     #[test]
     fn forward_and_both_gradients_match_the_definition_with_groups_stride_and_padding() {
         for geometry in [
             // conv2-like: two towers, 5x5, padding 2.
-            ConvGeometry {
-                input: [3, 4, 7, 6],
-                weight: [6, 2, 5, 5],
-                params: ConvParams {
-                    stride: [1, 1],
-                    padding: [2, 2],
-                    groups: 2,
-                    bf16: false,
-                    winograd: false,
-                },
-            },
+            im2col_geometry([3, 4, 7, 6], [6, 2, 5, 5], [1, 1], [2, 2], 2),
             // conv1-like: stride 4, no padding, uneven fit.
-            ConvGeometry {
-                input: [2, 3, 15, 13],
-                weight: [4, 3, 3, 5],
-                params: ConvParams {
-                    stride: [4, 3],
-                    padding: [0, 1],
-                    groups: 1,
-                    bf16: false,
-                    winograd: false,
-                },
-            },
+            im2col_geometry([2, 3, 15, 13], [4, 3, 3, 5], [4, 3], [0, 1], 1),
             // Stride 1 with a 3x5 kernel and unequal padding.
-            ConvGeometry {
-                input: [2, 3, 8, 9],
-                weight: [5, 3, 3, 5],
-                params: ConvParams {
-                    stride: [1, 1],
-                    padding: [0, 1],
-                    groups: 1,
-                    bf16: false,
-                    winograd: false,
-                },
-            },
+            im2col_geometry([2, 3, 8, 9], [5, 3, 3, 5], [1, 1], [0, 1], 1),
         ] {
             let [ho, wo] = geometry.output_size();
             let x = values(geometry.input.iter().product(), 1);
