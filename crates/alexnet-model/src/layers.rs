@@ -63,6 +63,14 @@ impl Activations {
         }
     }
 
+    /// Detached copies outside any graph (a layer's forward pass timed on its own, as in inference).
+    pub fn detached(&self) -> Self {
+        match self {
+            Activations::Maps(x) => Activations::Maps(x.clone().detach()),
+            Activations::Rows(x) => Activations::Rows(x.clone().detach()),
+        }
+    }
+
     /// Detached copies that ask for their own gradient (a layer timed on its own).
     pub fn detached_with_grad(&self) -> Self {
         match self {
