@@ -1,14 +1,17 @@
 //! Where a convolution's training time goes on flex: forward alone, forward + input gradient,
 //! forward + weight gradient, and both, for the paper's conv2 and conv3 at batch 32 and
 //! alexnet-cifar's three at batch 128 (best of 4); then each pass alone by
-//! alexnet-model's im2col kernels, which the model uses on flex.
+//! alexnet-model's im2col kernels, which the model uses on flex; the stride-1 input gradient also
+//! as the forward pass of the flipped convolution (what Winograd's layers run), and the bias
+//! gradient both Burn's way (batch and channel axes swapped, a copy, then a sum) and ours.
 //! `benchmarks/conv_split_pytorch.py` measures the same in PyTorch.
 //!
 //!     cargo run --release -p alexnet-cli --example conv_split
 
 use alexnet_model::bf16_gemm;
 use alexnet_model::conv_im2col::{
-    ConvGeometry, ConvParams, conv2d_forward, conv2d_input_grad, conv2d_weight_grad,
+    ConvGeometry, ConvParams, conv2d_bias_grad, conv2d_forward, conv2d_input_grad,
+    conv2d_weight_grad, flipped,
 };
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -83,7 +86,7 @@ fn main() {
             },
         };
         let x_host = x.into_data().try_to_vec::<f32>().unwrap();
-        let dy_host = dy.into_data().try_to_vec::<f32>().unwrap();
+        let dy_host = dy.clone().into_data().try_to_vec::<f32>().unwrap();
         let w_host = w0.clone().inner().into_data().try_to_vec::<f32>().unwrap();
         let bias = vec![0.0f32; geometry.weight[0]];
         let best_of_4 = |pass: &dyn Fn() -> usize, expected: usize| {
@@ -96,6 +99,32 @@ fn main() {
             }
             best
         };
+        let [batch, channels, ho, wo] = dy.dims();
+        let burns_bias = best_of_4(
+            &|| {
+                let grad = dy
+                    .clone()
+                    .swap_dims(0, 1)
+                    .reshape([channels as i64, -1])
+                    .sum_dim(1);
+                grad.into_data().num_elements()
+            },
+            channels,
+        );
+        let our_bias = best_of_4(
+            &|| conv2d_bias_grad(&dy_host, [batch, channels, ho * wo]).len(),
+            channels,
+        );
+        let (filters, transposed) = flipped(&w_host, &geometry).expect("stride 1");
+        let zeros = vec![0.0f32; transposed.weight[0]];
+        let flipped_input_grad = best_of_4(
+            &|| conv2d_forward(&dy_host, &filters, &zeros, &transposed).len(),
+            x_host.len(),
+        );
+        println!(
+            "{name} bias grad: Burn's way {burns_bias:.2} ms, ours {our_bias:.2} ms; \
+             x grad as the flipped convolution (f32) {flipped_input_grad:.1} ms"
+        );
         let precisions: &[bool] = if bf16_gemm::available() {
             &[false, true]
         } else {

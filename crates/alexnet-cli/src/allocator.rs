@@ -7,7 +7,7 @@
 //! *purges* the pages of its freed small blocks a second after they fall empty (mimalloc 3's
 //! `purge_delay`), and a training step frees and reallocates hundreds of them (the im2col buffers,
 //! the smaller activations): each comes back as a fresh page that the kernel zeroes again. For the
-//! paper's net at batch 128 that was about 5,800 page faults a step, and 11% of its speed
+//! paper's net at batch 128 that was about 5,800 page faults a step, and 13% of its speed
 //! (`docs/results.md`).
 
 use std::ffi::{c_int, c_long};

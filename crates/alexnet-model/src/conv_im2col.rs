@@ -396,6 +396,49 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
     total
 }
 
+/// The input gradient of a stride-1 convolution is itself a convolution: of the output gradient,
+/// padded by `k - 1 - p`, with each filter turned half a circle and each group's input and output
+/// channels swapped (`W'[c][o][i][j] = W[o][c][kh - 1 - i][kw - 1 - j]`). Returns those filters
+/// and that convolution's geometry (its output is `geometry.input`), or `None` where the stride
+/// is not 1 or the padding not below the kernel. Winograd's input gradient runs it
+/// (`conv_winograd.rs`); for im2col, [`conv2d_input_grad`]'s products and `col2im` measured
+/// faster (`examples/conv_split`).
+pub fn flipped(weight: &[f32], geometry: &ConvGeometry) -> Option<(Vec<f32>, ConvGeometry)> {
+    let [batch, in_channels, _, _] = geometry.input;
+    let [out_channels, group_in, kh, kw] = geometry.weight;
+    let ConvParams {
+        stride, padding, ..
+    } = geometry.params;
+    if stride != [1, 1] || padding[0] >= kh || padding[1] >= kw {
+        return None;
+    }
+    let group_out = out_channels / geometry.params.groups;
+    let taps = kh * kw;
+    let mut filters = vec![0.0f32; in_channels * group_out * taps];
+    for g in 0..geometry.params.groups {
+        for o in 0..group_out {
+            for c in 0..group_in {
+                let from = &weight[((g * group_out + o) * group_in + c) * taps..][..taps];
+                let to = &mut filters[((g * group_in + c) * group_out + o) * taps..][..taps];
+                // Reversed, the row-major kh x kw taps are the filter turned in both axes.
+                to.iter_mut()
+                    .zip(from.iter().rev())
+                    .for_each(|(t, f)| *t = *f);
+            }
+        }
+    }
+    let [ho, wo] = geometry.output_size();
+    let transposed = ConvGeometry {
+        input: [batch, out_channels, ho, wo],
+        weight: [in_channels, group_out, kh, kw],
+        params: ConvParams {
+            padding: [kh - 1 - padding[0], kw - 1 - padding[1]],
+            ..geometry.params
+        },
+    };
+    Some((filters, transposed))
+}
+
 /// `db` (`[Cout]`) of a convolution from its output gradient (`[batch, Cout, positions]`,
 /// contiguous): every map of every image summed, the images added in order (a repeatable sum).
 pub fn conv2d_bias_grad(output_grad: &[f32], [batch, channels, positions]: [usize; 3]) -> Vec<f32> {
@@ -594,14 +637,30 @@ mod tests {
                     "{geometry:?} y[{i}]: {a} vs {e}"
                 );
             }
-            let input_grad = conv2d_input_grad(&w, &dy, &geometry);
             let expected = direct_input_grad(&w, &dy, &geometry);
-            assert_eq!(input_grad.len(), expected.len());
-            for (i, (a, e)) in input_grad.iter().zip(&expected).enumerate() {
-                assert!(
-                    (a - e).abs() < 1e-4 * (1.0 + e.abs()),
-                    "{geometry:?} dx[{i}]: {a} vs {e}"
+            let mut input_grads = vec![("scattered", conv2d_input_grad(&w, &dy, &geometry))];
+            // Where the stride is 1, also as the forward pass of the flipped convolution.
+            if let Some((filters, transposed)) = flipped(&w, &geometry) {
+                assert_eq!(
+                    transposed.output_size(),
+                    [geometry.input[2], geometry.input[3]]
                 );
+                let zeros = vec![0.0; transposed.weight[0]];
+                let grad = conv2d_forward(&dy, &filters, &zeros, &transposed);
+                input_grads.push(("flipped", grad));
+            }
+            assert_eq!(
+                input_grads.len(),
+                1 + usize::from(geometry.params.stride == [1, 1])
+            );
+            for (way, input_grad) in input_grads {
+                assert_eq!(input_grad.len(), expected.len());
+                for (i, (a, e)) in input_grad.iter().zip(&expected).enumerate() {
+                    assert!(
+                        (a - e).abs() < 1e-4 * (1.0 + e.abs()),
+                        "{geometry:?} {way} dx[{i}]: {a} vs {e}"
+                    );
+                }
             }
             let fast = conv2d_weight_grad(&x, &dy, &geometry);
             let slow = direct(&x, &dy, &geometry);

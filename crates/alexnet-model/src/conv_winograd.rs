@@ -21,7 +21,7 @@
 
 use rayon::prelude::*;
 
-use crate::conv_im2col::ConvGeometry;
+use crate::conv_im2col::{self, ConvGeometry};
 
 /// Whether the convolution is one this kernel computes: 3x3, stride 1, padding 1, f32.
 pub fn applies(geometry: &ConvGeometry) -> bool {
@@ -216,32 +216,17 @@ pub fn conv2d_forward(
     output
 }
 
-/// `dX` of a convolution where [`applies`] holds: the output gradient convolved with the filters
-/// flipped (`W'[c][o][i][j] = W[o][c][2 - i][2 - j]` within each group), through
-/// [`conv2d_forward`].
+/// `dX` of a convolution where [`applies`] holds: the forward pass of its flipped convolution
+/// ([`conv_im2col::flipped`]: 3x3, stride 1, padding 1 again) through [`conv2d_forward`].
 pub fn conv2d_input_grad(weight: &[f32], output_grad: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
-    let [batch, in_channels, height, width] = geometry.input;
-    let [out_channels, group_in, _, _] = geometry.weight;
-    let groups = geometry.params.groups;
-    let group_out = out_channels / groups;
-    let mut flipped = vec![0.0f32; in_channels * group_out * 9];
-    for g in 0..groups {
-        for o in 0..group_out {
-            for c in 0..group_in {
-                let from = &weight[((g * group_out + o) * group_in + c) * 9..][..9];
-                let to = &mut flipped[((g * group_in + c) * group_out + o) * 9..][..9];
-                for (k, value) in to.iter_mut().enumerate() {
-                    *value = from[8 - k];
-                }
-            }
-        }
-    }
-    let transposed = ConvGeometry {
-        input: [batch, out_channels, height, width],
-        weight: [in_channels, group_out, 3, 3],
-        params: geometry.params,
-    };
-    conv2d_forward(output_grad, &flipped, &vec![0.0; in_channels], &transposed)
+    let (filters, transposed) =
+        conv_im2col::flipped(weight, geometry).expect("Winograd's convolutions have stride 1");
+    conv2d_forward(
+        output_grad,
+        &filters,
+        &vec![0.0; transposed.weight[0]],
+        &transposed,
+    )
 }
 
 #[cfg(test)]

@@ -220,7 +220,7 @@ fn layer_times(
         // The forward pass alone on an input outside the graph: on a tracked one the graph keeps
         // each call's saved state (LRN's scale and power) for a backward pass that never comes,
         // and every call's buffers were new pages (norm1 of alexnet-cifar at batch 128: 58-64 ms
-        // a call, 1.9 new large blocks; untracked 10.9 ms, none).
+        // a call, 1.9 new large blocks; untracked 7-11 ms, none).
         let untracked = x.detached();
         let input = x.detached_with_grad();
         let layer = named.layer;
