@@ -411,6 +411,7 @@ impl AlexNet {
 mod tests {
     use super::*;
     use crate::config::Pooling;
+    use crate::linear_op::fully_connected;
 
     fn params(arch: Arch, classes: usize) -> usize {
         AlexNet::new(&ModelConfig::new(arch, classes), &Device::flex())
@@ -489,8 +490,12 @@ mod tests {
             }
             x = block.max_pool(x);
         }
-        let hidden: Tensor<2> = relu(model.classifier[0].linear.forward(x.flatten(1, 3)));
-        let logits = model.classifier[1].linear.forward(hidden.clone());
+        // In evaluation mode on flex the layers' products are `linear_op.rs`'s.
+        let hidden: Tensor<2> = relu(fully_connected(
+            &model.classifier[0].linear,
+            x.flatten(1, 3),
+        ));
+        let logits = fully_connected(&model.classifier[1].linear, hidden.clone());
         let by_hand = logits.into_data().try_to_vec::<f32>().unwrap();
         let forward = model
             .forward(images.clone())

@@ -7,6 +7,7 @@ use burn::nn::{Dropout, Linear};
 use burn::tensor::Tensor;
 
 use crate::alexnet::{AlexNet, ConvBlock};
+use crate::linear_op::fully_connected;
 use crate::lrn::LocalResponseNorm;
 
 /// One layer of the forward pass, borrowed from the network.
@@ -160,7 +161,7 @@ impl AlexNet {
             }),
             (Layer::Pool(block), Maps(x)) => Maps(block.max_pool(x)),
             (Layer::Flatten, x) => Rows(x.into_rows()),
-            (Layer::Linear(linear), Rows(x)) => Rows(linear.forward(x)),
+            (Layer::Linear(linear), Rows(x)) => Rows(fully_connected(linear, x)),
             (Layer::Dropout(dropout), Rows(x)) => Rows(dropout.forward(x)),
             (
                 Layer::Gather {

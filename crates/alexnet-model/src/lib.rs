@@ -10,8 +10,9 @@
 //!
 //! On the CPU backend (flex) the heavy layers are our own kernels, added to flex through Burn's
 //! backend-extension mechanism, each with its backward pass: [`conv_op`] over [`conv_im2col`],
-//! [`lrn_op`] over [`lrn_kernel`], [`pool_op`] over [`pool_kernel`]. Other backends run Burn's
-//! layers; the parameters and their names are the same either way.
+//! [`lrn_op`] over [`lrn_kernel`], [`pool_op`] over [`pool_kernel`]; in inference [`linear_op`]
+//! streams the fully connected layers' weights once for a few images at a time. Other backends
+//! run Burn's layers; the parameters and their names are the same either way.
 
 pub mod alexnet;
 mod autodiff_op;
@@ -22,6 +23,7 @@ pub mod conv_op;
 pub mod conv_winograd;
 mod flex_values;
 pub mod layers;
+pub mod linear_op;
 pub mod lrn;
 pub mod lrn_kernel;
 pub mod lrn_op;
