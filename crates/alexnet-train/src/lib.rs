@@ -3,7 +3,8 @@
 //!
 //! - [`trainer`]: the loop: epoch, validation, schedule, checkpoint, metrics.
 //! - [`step`]: one SGD step (forward, loss, backward, update) and one epoch of them.
-//! - [`sgd`]: the paper's update rule, momentum and weight decay as written there.
+//! - [`sgd`]: the paper's update rule, momentum and weight decay as written there;
+//!   [`sgd_update`]: the same rule in one pass over memory on flex.
 //! - [`start`]: a new run or a resumed one, on rank 0 and on the others.
 //! - [`run_data`]: the training and validation sets and their statistics.
 //! - [`stuck`]: the warning for a run stuck at chance with growing weights.
@@ -20,6 +21,7 @@ pub mod mpi_world;
 pub mod peers;
 pub mod run_data;
 pub mod sgd;
+pub mod sgd_update;
 pub mod start;
 pub mod step;
 pub mod stuck;

@@ -13,9 +13,12 @@
 
 use std::collections::HashMap;
 
+use burn::backend::Dispatch;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Device, Tensor};
+
+use crate::sgd_update::{SgdBackend, UpdateRates};
 
 pub struct PaperSgd {
     pub momentum: f64,
@@ -69,15 +72,15 @@ impl ModuleMapper for StepMapper<'_> {
         let require_grad = tensor.is_require_grad();
         let autodiff = tensor.is_autodiff();
         let weights = tensor.inner();
-        let shape = weights.shape();
         let path = self.path.join(".");
-        let decay = weights.clone().mul_scalar(self.sgd.weight_decay * self.lr);
-        let mut velocity = grad.mul_scalar(-self.lr) - decay;
-        if let Some(previous) = self.sgd.velocities.remove(&path) {
-            velocity = velocity + previous.reshape(shape).mul_scalar(self.sgd.momentum);
-        }
-        let updated = weights + velocity.clone();
-        self.sgd.velocities.insert(path, velocity.flatten(0, D - 1));
+        let previous = self.sgd.velocities.remove(&path);
+        let (updated, velocity) = paper_rule(
+            weights,
+            grad,
+            previous,
+            UpdateRates::new(self.lr, self.sgd.momentum, self.sgd.weight_decay),
+        );
+        self.sgd.velocities.insert(path, velocity);
         let mut updated = if autodiff {
             updated.autodiff()
         } else {
@@ -88,6 +91,64 @@ impl ModuleMapper for StepMapper<'_> {
         }
         Param::from_mapped_value(id, updated, mapper)
     }
+}
+
+/// The rule on one parameter: the new weights and the new velocity (flattened), from the
+/// weights, their gradient and the last velocity (`None`: the first step). On flex in f32 one
+/// pass over memory (`sgd_update.rs`); elsewhere tensor operations.
+pub fn paper_rule<const D: usize>(
+    weights: Tensor<D>,
+    grad: Tensor<D>,
+    previous: Option<Tensor<1>>,
+    rates: UpdateRates,
+) -> (Tensor<D>, Tensor<1>) {
+    if one_pass_applies(&weights, &grad, previous.as_ref()) {
+        let (weights, grad) = (weights.into_dispatch(), grad.into_dispatch());
+        let (updated, velocity) = match previous {
+            Some(previous) => <Dispatch as SgdBackend>::paper_sgd_update(
+                weights,
+                grad,
+                previous.into_dispatch(),
+                rates,
+            ),
+            None => <Dispatch as SgdBackend>::paper_sgd_first_update(weights, grad, rates),
+        };
+        return (
+            Tensor::from_dispatch(updated),
+            Tensor::from_dispatch(velocity),
+        );
+    }
+    tensor_rule(weights, grad, previous, rates)
+}
+
+/// Whether `paper_rule` takes the one-pass kernel: f32 tensors on flex, outside the graph.
+pub fn one_pass_applies<const D: usize>(
+    weights: &Tensor<D>,
+    grad: &Tensor<D>,
+    previous: Option<&Tensor<1>>,
+) -> bool {
+    let f32s = weights.dtype() == DType::F32
+        && grad.dtype() == DType::F32
+        && previous.is_none_or(|v| v.dtype() == DType::F32);
+    // The device comparison ignores autodiff.
+    f32s && weights.device() == Device::flex() && !weights.is_autodiff()
+}
+
+/// The rule as tensor operations, on any backend.
+pub fn tensor_rule<const D: usize>(
+    weights: Tensor<D>,
+    grad: Tensor<D>,
+    previous: Option<Tensor<1>>,
+    rates: UpdateRates,
+) -> (Tensor<D>, Tensor<1>) {
+    let shape = weights.shape();
+    let decay = weights.clone().mul_scalar(rates.decay);
+    let mut velocity = grad.mul_scalar(rates.gradient) - decay;
+    if let Some(previous) = previous {
+        velocity = velocity + previous.reshape(shape).mul_scalar(rates.momentum);
+    }
+    let updated = weights + velocity.clone();
+    (updated, velocity.flatten(0, D - 1))
 }
 
 #[cfg(test)]
@@ -151,5 +212,26 @@ mod tests {
             "the updated weights still train"
         );
         assert_eq!(sgd.velocities.len(), 1);
+    }
+
+    #[test]
+    fn the_one_pass_update_gives_the_tensor_rules_bits() {
+        use burn::tensor::Distribution;
+        let device = Device::flex();
+        let shape = [3, 5, 7, 131]; // an odd length, not a whole number of the kernel's chunks
+        let normal = |std| Tensor::<4>::random(shape, Distribution::Normal(0.0, std), &device);
+        let (weights, grad) = (normal(0.1), normal(1.0));
+        let previous = normal(0.01).flatten::<1>(0, 3);
+        let host = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+        let rates = UpdateRates::new(0.013, 0.9, 0.0005);
+        for previous in [None, Some(previous)] {
+            assert!(one_pass_applies(&weights, &grad, previous.as_ref()));
+            let (fused_w, fused_v) =
+                paper_rule(weights.clone(), grad.clone(), previous.clone(), rates);
+            let (tensor_w, tensor_v) = tensor_rule(weights.clone(), grad.clone(), previous, rates);
+            assert_eq!(fused_w.dims(), shape);
+            assert_eq!(host(fused_w.flatten(0, 3)), host(tensor_w.flatten(0, 3)));
+            assert_eq!(host(fused_v), host(tensor_v));
+        }
     }
 }
