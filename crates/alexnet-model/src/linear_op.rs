@@ -28,6 +28,9 @@ pub const FEW_ROWS: usize = 64;
 /// Weight rows taken together: each output value is loaded and stored once for four of them.
 const ROWS_AT_ONCE: usize = 4;
 
+/// Weights below which a layer is one task (1 MiB of them).
+const SMALL_LAYER: usize = 1 << 18;
+
 /// Output columns per tile, so that four rows of a tile (16 KiB) stay in the L1 cache while
 /// every input row is multiplied into them.
 const TILE: usize = 1024;
@@ -101,10 +104,16 @@ pub fn streamed_product(
     assert_eq!(x.len(), rows * inputs, "x is rows x inputs");
     assert_eq!(weight.len(), inputs * outputs, "weight is inputs x outputs");
     assert_eq!(bias.len(), outputs, "one bias an output");
-    let threads = rayon::current_num_threads().max(1);
-    // Bands a multiple of ROWS_AT_ONCE rows, two a thread so that a slow thread can be helped.
+    // A small layer (alexnet-cifar's) in one band: splitting it costs more than it saves.
+    let tasks = if weight.len() < SMALL_LAYER {
+        1
+    } else {
+        // Two a thread, so that a slow thread can be helped.
+        2 * rayon::current_num_threads().max(1)
+    };
+    // Bands a multiple of ROWS_AT_ONCE rows.
     let band = inputs
-        .div_ceil(2 * threads)
+        .div_ceil(tasks)
         .next_multiple_of(ROWS_AT_ONCE)
         .max(ROWS_AT_ONCE);
     let partial = weight
