@@ -253,14 +253,17 @@ mod tests {
     #[test]
     fn equals_the_definition_for_odd_shapes_and_every_row_count() {
         // Inputs not a multiple of the four rows taken together nor of the bands; outputs wider
-        // than one tile and not a multiple of it; one and several rows.
+        // than one tile and not a multiple of it; one and several rows; layers in one band and
+        // (the last two, above SMALL_LAYER) in several.
         for (rows, inputs, outputs) in [
             (1, 1, 1),
             (1, 7, 3),
             (2, 37, 1030),
-            (3, 130, 2051),
             (4, 9, 4096),
+            (3, 130, 2051),
+            (5, 517, 1030),
         ] {
+            assert_eq!(inputs * outputs > SMALL_LAYER, inputs >= 130);
             let shape = [rows, inputs, outputs];
             let (x, w, b) = (
                 values(rows * inputs, 1),
