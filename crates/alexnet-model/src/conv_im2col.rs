@@ -155,59 +155,62 @@ fn transposed(data: &[f32], columns: usize) -> Strided<'_> {
 
 /// `cols[r][p]`: the input value that tap `r` of the group's kernel meets at output position `p`
 /// (zero in the padding). `image` is one image's `[channels, height, width]`. With `parallel`, the
-/// channels are shared among threads (for a lone image; otherwise threads take whole images).
+/// kernel rows of every channel are shared among threads (for a lone image; otherwise threads
+/// take whole images): per channel alone, conv1's three would leave one of two threads idle
+/// half the time.
 fn im2col(image: &[f32], geometry: &ConvGeometry, group: usize, cols: &mut [f32], parallel: bool) {
     let [_, channels, kh, kw] = geometry.weight;
     let [ho, wo] = geometry.output_size();
-    let rows_per_channel = kh * kw * ho * wo;
-    let fill = |(c, rows): (usize, &mut [f32])| im2col_channel(image, geometry, group, c, rows);
+    let rows_per_kernel_row = kw * ho * wo;
+    let fill = |(r, rows): (usize, &mut [f32])| {
+        im2col_kernel_row(image, geometry, group, r / kh, r % kh, rows)
+    };
     if parallel {
-        cols.par_chunks_mut(rows_per_channel)
-            .take(channels)
+        cols.par_chunks_mut(rows_per_kernel_row)
+            .take(channels * kh)
             .enumerate()
             .for_each(fill);
     } else {
-        cols.chunks_mut(rows_per_channel)
-            .take(channels)
+        cols.chunks_mut(rows_per_kernel_row)
+            .take(channels * kh)
             .enumerate()
             .for_each(fill);
     }
 }
 
-/// The `kh x kw` rows of [`im2col`] that input channel `c` of the group fills.
-fn im2col_channel(
+/// The `kw` rows of [`im2col`] that kernel row `i` of input channel `c` of the group fills.
+fn im2col_kernel_row(
     image: &[f32],
     geometry: &ConvGeometry,
     group: usize,
     c: usize,
+    i: usize,
     rows: &mut [f32],
 ) {
     let [_, _, height, width] = geometry.input;
-    let [_, channels, kh, kw] = geometry.weight;
+    let [_, channels, _, kw] = geometry.weight;
     let [ho, wo] = geometry.output_size();
     let [sh, sw] = geometry.params.stride;
     let ph = geometry.params.padding[0];
     let positions = ho * wo;
     let plane = &image[(group * channels + c) * height * width..][..height * width];
-    for i in 0..kh {
-        for j in 0..kw {
-            let (first, end, start) = geometry.tap_columns(j);
-            let row = &mut rows[(i * kw + j) * positions..][..positions];
-            for (oh, out) in row.chunks_exact_mut(wo).enumerate() {
-                let y = (oh * sh + i) as isize - ph as isize;
-                if y < 0 || y >= height as isize {
-                    out.fill(0.0);
-                    continue;
-                }
-                let line = &plane[y as usize * width..][..width];
-                out[..first].fill(0.0);
-                out[end..].fill(0.0);
-                if sw == 1 {
-                    out[first..end].copy_from_slice(&line[start..start + end - first]);
-                } else {
-                    for (value, x) in out[first..end].iter_mut().zip((start..).step_by(sw)) {
-                        *value = line[x];
-                    }
+    for j in 0..kw {
+        let (first, end, start) = geometry.tap_columns(j);
+        let row = &mut rows[j * positions..][..positions];
+        for (oh, out) in row.chunks_exact_mut(wo).enumerate() {
+            let y = (oh * sh + i) as isize - ph as isize;
+            if y < 0 || y >= height as isize {
+                out.fill(0.0);
+                continue;
+            }
+            let line = &plane[y as usize * width..][..width];
+            out[..first].fill(0.0);
+            out[end..].fill(0.0);
+            if sw == 1 {
+                out[first..end].copy_from_slice(&line[start..start + end - first]);
+            } else {
+                for (value, x) in out[first..end].iter_mut().zip((start..).step_by(sw)) {
+                    *value = line[x];
                 }
             }
         }
