@@ -10,9 +10,9 @@ use alexnet_model::{Arch, ModelConfig};
 use alexnet_train::sgd::{paper_rule, tensor_rule};
 use alexnet_train::sgd_update::UpdateRates;
 use burn::tensor::{Device, Distribution, Tensor};
+use std::time::Instant;
 
 mod common;
-use common::best_ms;
 
 fn main() {
     let device = Device::flex();
@@ -25,20 +25,26 @@ fn main() {
     let sizes: Vec<usize> = convs.chain(fcs).flatten().collect();
     let n: usize = sizes.iter().sum();
     let normal = |n, std| Tensor::<1>::random([n], Distribution::Normal(0.0, std), &device);
-    let parameters: Vec<_> = (sizes.iter())
-        .map(|&n| (normal(n, 0.01), normal(n, 1.0), normal(n, 0.001)))
-        .collect();
+    let gradients: Vec<_> = sizes.iter().map(|&n| normal(n, 1.0)).collect();
     let rates = UpdateRates::new(0.01, 0.9, 0.0005);
     let gigabytes = (5 * n * 4) as f64 / 1e9;
     let run = |name: &str, rule: fn(_, _, _, _) -> (Tensor<1>, Tensor<1>)| {
-        let ms = best_ms(|| {
-            let step = parameters.iter().map(|(weights, grad, velocity)| {
-                rule(weights.clone(), grad.clone(), Some(velocity.clone()), rates)
-            });
-            step.map(|(w, v)| (w.into_data(), v.into_data()))
-                .collect::<Vec<_>>()
-        });
-        println!("{name:<18} {ms:>8.1} ms {:>6.1} GB/s", gigabytes / ms * 1e3);
+        // Weights and velocities owned by the loop, as by a training run's model and optimizer.
+        let mut state: Vec<_> = (sizes.iter())
+            .map(|&n| (normal(n, 0.01), normal(n, 0.001)))
+            .collect();
+        let mut best = f64::MAX;
+        for _ in 0..10 {
+            let started = Instant::now();
+            state = (state.into_iter().zip(&gradients))
+                .map(|((w, v), g)| rule(w, g.clone(), Some(v), rates))
+                .collect();
+            best = best.min(started.elapsed().as_secs_f64() * 1e3);
+        }
+        println!(
+            "{name:<18} {best:>8.1} ms {:>6.1} GB/s",
+            gigabytes / best * 1e3
+        );
     };
     println!("{n} weights, {gigabytes:.2} GB to move at least");
     run("tensor operations", tensor_rule);

@@ -4,13 +4,14 @@
 //! Written as tensor operations (`sgd.rs`'s generic path) the rule is six passes over each
 //! parameter, reading nine tensors and writing six; the weights of torchvision's AlexNet are
 //! 244 MB, so those passes took 85-110 ms of a 1.5-s batch-32 step on the reference machine.
-//! Here each value is read from `w`, `g` and `v` and written to the new `w` and `v` once. The
-//! arithmetic is the tensor path's, in its order, so the two give the same bits.
+//! Here each value is read from `w`, `g` and `v` and written back to `w` and `v` once, in
+//! place (the first step's velocity takes the gradient's buffer), so the step allocates
+//! nothing. The arithmetic is the tensor path's, in its order, so the two give the same bits.
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{DType, TensorData};
+use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
 /// The step's constants, as the tensor path rounds them to f32.
@@ -59,7 +60,15 @@ impl SgdBackend for Flex {
         velocity: FlexTensor,
         rates: UpdateRates,
     ) -> (FlexTensor, FlexTensor) {
-        flex_update(weights, gradient, Some(velocity), rates)
+        let (mut weights, mut velocity) = (owned(weights), owned(velocity));
+        let gradient = gradient.to_contiguous();
+        update_in_place(
+            f32s_mut(&mut weights),
+            f32s_mut(&mut velocity),
+            Some(gradient.as_slice::<f32>().expect("a contiguous f32 tensor")),
+            rates,
+        );
+        (weights, velocity)
     }
 
     fn paper_sgd_first_update(
@@ -67,91 +76,83 @@ impl SgdBackend for Flex {
         gradient: FlexTensor,
         rates: UpdateRates,
     ) -> (FlexTensor, FlexTensor) {
-        flex_update(weights, gradient, None, rates)
+        // The gradient's buffer becomes the velocity.
+        let (mut weights, mut velocity) = (owned(weights), owned(gradient));
+        update_in_place(f32s_mut(&mut weights), f32s_mut(&mut velocity), None, rates);
+        let n = velocity.shape().num_elements();
+        (weights, velocity.reshape(Shape::new([n])))
     }
 }
 
-fn values(tensor: &FlexTensor) -> &[f32] {
-    tensor.as_slice::<f32>().expect("a contiguous f32 tensor")
+/// `tensor` as a contiguous f32 tensor whose storage starts at its first value, so that its
+/// storage can be written in place (a view is copied first).
+fn owned(tensor: FlexTensor) -> FlexTensor {
+    assert_eq!(
+        tensor.dtype(),
+        DType::F32,
+        "the SGD update takes f32 tensors"
+    );
+    let n = tensor.shape().num_elements();
+    match tensor.layout().contiguous_offsets() {
+        Some((0, end)) if end == n => tensor,
+        _ => {
+            let values = tensor.to_contiguous().as_slice::<f32>().unwrap().to_vec();
+            FlexTensor::from_data(TensorData::new(values, tensor.shape()))
+        }
+    }
 }
 
-fn flex_update(
-    weights: FlexTensor,
-    gradient: FlexTensor,
-    velocity: Option<FlexTensor>,
-    rates: UpdateRates,
-) -> (FlexTensor, FlexTensor) {
-    let all_f32 = [Some(&weights), Some(&gradient), velocity.as_ref()]
-        .into_iter()
-        .flatten()
-        .all(|t| t.dtype() == DType::F32);
-    assert!(all_f32, "the SGD update takes f32 tensors");
-    let shape = weights.shape();
-    let (weights, gradient) = (weights.to_contiguous(), gradient.to_contiguous());
-    let velocity = velocity.map(|v| v.to_contiguous());
-    let (updated, new_velocity) = update_values(
-        values(&weights),
-        values(&gradient),
-        velocity.as_ref().map(values),
-        rates,
-    );
-    let n = updated.len();
-    (
-        FlexTensor::from_data(TensorData::new(updated, shape)),
-        FlexTensor::from_data(TensorData::new(new_velocity, [n])),
-    )
+/// The values of an [`owned`] tensor, to write: in place when nothing else holds its buffer
+/// (after the backward pass, the weights, their velocity and their gradient), otherwise on a
+/// copy (flex's copy on write).
+fn f32s_mut(tensor: &mut FlexTensor) -> &mut [f32] {
+    let n = tensor.shape().num_elements();
+    &mut tensor.storage_mut::<f32>()[..n]
 }
 
 /// Values a task: large enough that a thread streams, small enough that both cores share
 /// the smaller layers too.
 const CHUNK: usize = 1 << 16;
 
-/// The rule on every value: (new weights, new velocity).
-pub fn update_values(
-    weights: &[f32],
-    gradient: &[f32],
-    velocity: Option<&[f32]>,
+/// The rule on every value, in place: `velocity` holds the last velocity (`gradient` given) or,
+/// on the first step, the gradient itself (`None`); both it and `weights` are overwritten.
+pub fn update_in_place(
+    weights: &mut [f32],
+    velocity: &mut [f32],
+    gradient: Option<&[f32]>,
     rates: UpdateRates,
-) -> (Vec<f32>, Vec<f32>) {
+) {
     let n = weights.len();
-    assert_eq!(gradient.len(), n, "one gradient a weight");
+    assert_eq!(velocity.len(), n, "one velocity a weight");
     assert!(
-        velocity.is_none_or(|v| v.len() == n),
-        "one velocity a weight"
+        gradient.is_none_or(|g| g.len() == n),
+        "one gradient a weight"
     );
-    // Written once each, below: not zeroed first (a pass over 2 x 4n bytes for nothing).
-    let (mut updated, mut new_velocity) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    updated.spare_capacity_mut()[..n]
+    let UpdateRates {
+        gradient: minus_lr,
+        decay,
+        momentum,
+    } = rates;
+    weights
         .par_chunks_mut(CHUNK)
-        .zip(new_velocity.spare_capacity_mut()[..n].par_chunks_mut(CHUNK))
+        .zip(velocity.par_chunks_mut(CHUNK))
         .enumerate()
-        .for_each(|(c, (w_out, v_out))| {
-            let range = c * CHUNK..c * CHUNK + w_out.len();
-            let (w, g) = (&weights[range.clone()], &gradient[range.clone()]);
-            let outputs = w_out.iter_mut().zip(v_out.iter_mut());
+        .for_each(|(c, (w, v))| {
             // `sgd.rs`'s order: v = g (-lr) - w (wd lr) [+ v_old momentum]; w + v.
-            match velocity {
-                Some(old) => {
-                    let inputs = w.iter().zip(g).zip(&old[range]);
-                    for ((w_new, v_new), ((&w, &g), &old)) in outputs.zip(inputs) {
-                        let v = (g * rates.gradient - w * rates.decay) + old * rates.momentum;
-                        v_new.write(v);
-                        w_new.write(w + v);
+            match gradient {
+                Some(g) => {
+                    let g = &g[c * CHUNK..][..w.len()];
+                    for ((w, v), &g) in w.iter_mut().zip(v.iter_mut()).zip(g) {
+                        *v = (g * minus_lr - *w * decay) + *v * momentum;
+                        *w += *v;
                     }
                 }
                 None => {
-                    for ((w_new, v_new), (&w, &g)) in outputs.zip(w.iter().zip(g)) {
-                        let v = g * rates.gradient - w * rates.decay;
-                        v_new.write(v);
-                        w_new.write(w + v);
+                    for (w, v) in w.iter_mut().zip(v.iter_mut()) {
+                        *v = *v * minus_lr - *w * decay;
+                        *w += *v;
                     }
                 }
             }
         });
-    // SAFETY: the chunks above cover 0..n of both, and each value of each was written.
-    unsafe {
-        updated.set_len(n);
-        new_velocity.set_len(n);
-    }
-    (updated, new_velocity)
 }

@@ -1,5 +1,8 @@
 //! What the kernel examples share: the binary's allocator, deterministic inputs and a timer.
 
+// Not every example uses every helper.
+#![allow(dead_code)]
+
 use std::time::Instant;
 
 /// The binary's allocator, so that repeated buffers cost what they cost in training.
@@ -8,7 +11,6 @@ static ALLOCATOR: alexnet_alloc::PooledAllocator<mimalloc::MiMalloc> =
     alexnet_alloc::PooledAllocator::new(mimalloc::MiMalloc);
 
 /// Deterministic values in -1..1.
-#[allow(dead_code)] // every example but sgd_update
 pub fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
