@@ -121,7 +121,14 @@ pub fn streamed_product(
         .enumerate()
         .map(|(b, weight_band)| {
             let mut sums = vec![0.0f32; rows * outputs];
-            accumulate_band(x, inputs, b * band, weight_band, outputs, &mut sums);
+            let share = Band {
+                x,
+                inputs,
+                first: b * band,
+                weight: weight_band,
+                outputs,
+            };
+            accumulate_band(share, &mut sums);
             sums
         })
         .reduce_with(|mut total, sums| {
@@ -135,50 +142,46 @@ pub fn streamed_product(
     y
 }
 
-/// `sums[r] += x[r, first..first + n] . weight_band` for every row `r` of `x`, where
-/// `weight_band` is `n` consecutive weight rows starting at row `first`: with AVX2 and fused
-/// multiply-adds where the CPU has them (the build targets plain x86-64).
-fn accumulate_band(
-    x: &[f32],
+/// One thread's share of a layer: `weight`, `n` consecutive weight rows starting at row `first`
+/// of the `inputs`, each `outputs` wide, and the rows `x` they multiply.
+#[derive(Clone, Copy)]
+struct Band<'a> {
+    x: &'a [f32],
     inputs: usize,
     first: usize,
-    weight_band: &[f32],
+    weight: &'a [f32],
     outputs: usize,
-    sums: &mut [f32],
-) {
+}
+
+/// `sums[r] += x[r, first..first + n] . weight` for every row `r` of `x`: with AVX2 and fused
+/// multiply-adds where the CPU has them (the build targets plain x86-64).
+fn accumulate_band(band: Band, sums: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has both features, checked just above.
-        return unsafe { accumulate_band_fma(x, inputs, first, weight_band, outputs, sums) };
+        return unsafe { accumulate_band_fma(band, sums) };
     }
-    accumulate_band_with::<false>(x, inputs, first, weight_band, outputs, sums);
+    accumulate_band_with::<false>(band, sums);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn accumulate_band_fma(
-    x: &[f32],
-    inputs: usize,
-    first: usize,
-    weight_band: &[f32],
-    outputs: usize,
-    sums: &mut [f32],
-) {
-    accumulate_band_with::<true>(x, inputs, first, weight_band, outputs, sums);
+fn accumulate_band_fma(band: Band, sums: &mut [f32]) {
+    accumulate_band_with::<true>(band, sums);
 }
 
 /// The band's loops: four weight rows at a time, read front to back (so that memory sees one
 /// stream), each tile of them multiplied into every row's sums while it is in the L1 cache.
 /// `FUSED`: `mul_add`, which is one instruction only where FMA is enabled.
 #[inline(always)]
-fn accumulate_band_with<const FUSED: bool>(
-    x: &[f32],
-    inputs: usize,
-    first: usize,
-    weight_band: &[f32],
-    outputs: usize,
-    sums: &mut [f32],
-) {
+fn accumulate_band_with<const FUSED: bool>(band: Band, sums: &mut [f32]) {
+    let Band {
+        x,
+        inputs,
+        first,
+        weight: weight_band,
+        outputs,
+    } = band;
     let term = |sum: f32, c: f32, w: f32| {
         if FUSED {
             c.mul_add(w, sum)
