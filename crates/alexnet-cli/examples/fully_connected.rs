@@ -2,7 +2,8 @@
 //! argument), at the shapes of torchvision's and the paper's classifier: fc6 (9,216 -> 4,096),
 //! fc7 (4,096 -> 4,096), fc8 (4,096 -> 1,000). Each layer best of 10, in ms, by Burn's `Linear`
 //! on flex (the `gemm` crate) and by `linear_op.rs`'s streamed product, with the rate at which
-//! each reads the weights: at one image a layer is the time of reading them once.
+//! each reads the weights: at one image a layer is the time of reading them once. Then the
+//! same layers in training (forward and backward on the autodiff device), both ways.
 //!
 //!     cargo run --release -p alexnet-cli --example fully_connected [-- ROWS]
 
@@ -46,5 +47,29 @@ fn main() {
             cell(ours),
             cell(raw)
         );
+    }
+    let device = device.autodiff();
+    println!("training, forward + backward, ms: Burn's Linear, ours");
+    for (name, inputs, outputs) in [
+        ("fc6", 9216, 4096),
+        ("fc7", 4096, 4096),
+        ("fc8", 4096, 1000),
+    ] {
+        let linear = LinearConfig::new(inputs, outputs).init(&device);
+        let normal = |shape| Tensor::<2>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let (x, probe) = (normal([rows, inputs]), normal([rows, outputs]));
+        let step = |ours: bool| {
+            best_ms(|| {
+                let x = x.clone().require_grad();
+                let y = if ours {
+                    fully_connected(&linear, x.clone())
+                } else {
+                    linear.forward(x.clone())
+                };
+                let grads = (y * probe.clone()).sum().backward();
+                (x.grad(&grads), linear.weight.val().grad(&grads))
+            })
+        };
+        println!("{name:<6} {:>8.2} {:>8.2}", step(false), step(true));
     }
 }

@@ -1,5 +1,5 @@
-//! The fully connected layers (Section 3.5: fc6, fc7, fc8) in inference, on flex, through
-//! Burn's backend-extension mechanism.
+//! The fully connected layers (Section 3.5: fc6, fc7, fc8) for up to 64 images, on flex,
+//! through Burn's backend-extension mechanism.
 //!
 //! For one image a fully connected layer is a matrix-vector product: every weight is read once
 //! and used once, so its time is that of reading the weights from memory (fc6 of both ImageNet
@@ -9,16 +9,22 @@
 //! are added at the end, and each tile of four weight rows serves every image while it is in the
 //! L1 cache. `cargo run --release -p alexnet-cli --example fully_connected -- ROWS` times both:
 //! fc6 at 1 image 7.6 -> 4.4 ms, at 32 images 37 -> 27 ms, even at 64 and behind from 128. So
-//! batches of up to [`FEW_ROWS`] images take this path; larger ones, and every training step
-//! (the autodiff graph needs Burn's backward pass), keep Burn's `Linear`.
+//! batches of up to [`FEW_ROWS`] images take this path, in inference and in training (where
+//! the two gradients are Burn's products: fc6's forward and backward at batch 32 119-120 ms ->
+//! 108-111 ms); larger ones keep Burn's `Linear`.
 
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::nn::Linear;
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::autodiff_op::differentiable;
 use crate::flex_values::{floats, tensor};
 
 /// Up to this many rows (images) a layer takes this path; from 128 on, the matrix product's
@@ -35,18 +41,16 @@ const SMALL_LAYER: usize = 1 << 18;
 /// every input row is multiplied into them.
 const TILE: usize = 1024;
 
-/// `linear`'s output for the rows `x`: streamed here for up to [`FEW_ROWS`] f32 rows on flex
-/// outside the autodiff graph (inference), Burn's `Linear` otherwise.
+/// `linear`'s output for the rows `x`: here for up to [`FEW_ROWS`] f32 rows on flex (with the
+/// gradients below when the graph tracks them), Burn's `Linear` otherwise.
 pub fn fully_connected(linear: &Linear, x: Tensor<2>) -> Tensor<2> {
     let [rows, _] = x.dims();
     let weight = linear.weight.val();
     match &linear.bias {
         Some(bias)
             if rows <= FEW_ROWS
-                // The device comparison ignores autodiff; the graph needs Burn's backward pass.
+                // Plain flex or flex under autodiff: the comparison ignores autodiff.
                 && x.device() == Device::flex()
-                && !x.is_autodiff()
-                && !weight.is_autodiff()
                 && x.dtype() == DType::F32
                 && weight.dtype() == DType::F32 =>
         {
@@ -60,7 +64,7 @@ pub fn fully_connected(linear: &Linear, x: Tensor<2>) -> Tensor<2> {
     }
 }
 
-#[backend_extension(Flex)]
+#[backend_extension(Flex, Autodiff)]
 pub trait LinearBackend: Backend {
     /// `x . weight + bias` for `x` `[rows, inputs]`, `weight` `[inputs, outputs]` (Burn's
     /// layout), `bias` `[outputs]`.
@@ -69,6 +73,30 @@ pub trait LinearBackend: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+
+    /// `dL/dx = dy . weight^T`, given the output's gradient `dy` (Burn's product on every
+    /// backend: a kernel of our own for it, and for the weight gradient, was slower than
+    /// `gemm`'s, `examples/fully_connected`).
+    fn fully_connected_input_grad(
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::float_matmul(output_grad, Self::float_transpose(weight))
+    }
+
+    /// `dL/dweight = x^T . dy`.
+    fn fully_connected_weight_grad(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::float_matmul(Self::float_transpose(x), output_grad)
+    }
+
+    /// `dL/dbias`: `dy` summed over the rows.
+    fn fully_connected_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let outputs = output_grad.shape()[1];
+        Self::float_reshape(Self::float_sum_dim(output_grad, 0), Shape::new([outputs]))
+    }
 }
 
 impl LinearBackend for Flex {
@@ -90,6 +118,48 @@ impl LinearBackend for Flex {
             [rows, inputs, outputs],
         );
         tensor(y, [rows, outputs])
+    }
+}
+
+#[derive(Debug)]
+struct FullyConnectedBackward;
+
+impl<B: Backend + LinearBackend> Backward<B, 3> for FullyConnectedBackward {
+    /// The input and the weights.
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let output_grad = grads.consume::<B>(&ops.node);
+        let (x, weight) = ops.state;
+        if let Some(node) = node_x {
+            let grad = B::fully_connected_input_grad(weight, output_grad.clone());
+            grads.register::<B>(node.id, grad);
+        }
+        if let Some(node) = node_weight {
+            let grad = B::fully_connected_weight_grad(x, output_grad.clone());
+            grads.register::<B>(node.id, grad);
+        }
+        if let Some(node) = node_bias {
+            grads.register::<B>(node.id, B::fully_connected_bias_grad(output_grad));
+        }
+    }
+}
+
+impl<B: Backend + LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
+    fn fully_connected_few_rows(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let saving = |[x, weight, bias]: [FloatTensor<B>; 3]| {
+            let output = B::fully_connected_few_rows(x.clone(), weight.clone(), bias);
+            (output, (x, weight), ())
+        };
+        let plain = |[x, weight, bias]: [FloatTensor<B>; 3]| {
+            (B::fully_connected_few_rows(x, weight, bias), ())
+        };
+        differentiable::<B, C, _, _, 3>(FullyConnectedBackward, [x, weight, bias], saving, plain).0
     }
 }
 
@@ -286,36 +356,83 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_layer_gives_burns_linear_outputs_and_keeps_its_gradients_in_training() {
+    /// The output and the gradients of `sum(layer(x) * probe)` for x, the weights and the bias.
+    fn outputs_and_gradients(
+        linear: &Linear,
+        x: &Tensor<2>,
+        probe: &Tensor<2>,
+        ours: bool,
+    ) -> Vec<Vec<f32>> {
+        let x = x.clone().require_grad();
+        let y = if ours {
+            fully_connected(linear, x.clone())
+        } else {
+            linear.forward(x.clone())
+        };
+        let grads = (y.clone() * probe.clone()).sum().backward();
         let host = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+        let bias = linear.bias.as_ref().unwrap().val();
+        vec![
+            host(y),
+            host(x.grad(&grads).unwrap()),
+            host(linear.weight.val().grad(&grads).unwrap()),
+            bias.grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        ]
+    }
+
+    #[test]
+    fn the_layer_gives_burns_linear_outputs_and_gradients() {
         let worst = |a: &[f32], b: &[f32]| {
             a.iter()
                 .zip(b)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max)
         };
+        let host = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+        // Inference on flex, the first layer one band and the second several.
         let device = Device::flex();
-        let linear = LinearConfig::new(300, 70).init(&device);
-        for rows in [1, FEW_ROWS, FEW_ROWS + 1] {
-            let x = Tensor::<2>::random([rows, 300], Distribution::Normal(0.0, 1.0), &device);
-            let (ours, burns) = (
-                host(fully_connected(&linear, x.clone())),
-                host(linear.forward(x)),
-            );
-            assert_eq!(ours.len(), rows * 70);
-            assert!(
-                worst(&ours, &burns) <= 1e-5,
-                "{rows} rows differ by {}",
-                worst(&ours, &burns)
-            );
+        for (inputs, outputs) in [(300, 70), (600, 500)] {
+            let linear = LinearConfig::new(inputs, outputs).init(&device);
+            for rows in [1, FEW_ROWS, FEW_ROWS + 1] {
+                let x =
+                    Tensor::<2>::random([rows, inputs], Distribution::Normal(0.0, 1.0), &device);
+                let (ours, burns) = (
+                    host(fully_connected(&linear, x.clone())),
+                    host(linear.forward(x)),
+                );
+                assert_eq!(ours.len(), rows * outputs);
+                assert!(
+                    worst(&ours, &burns) <= 1e-5,
+                    "{rows} rows differ by {}",
+                    worst(&ours, &burns)
+                );
+            }
         }
-        // On the autodiff device Burn's layer runs, so the weights get their gradients.
+        // Training: the same output and the same three gradients as Burn's layer.
         let device = device.autodiff();
-        let linear = LinearConfig::new(30, 5).init(&device);
-        let x = Tensor::<2>::random([1, 30], Distribution::Normal(0.0, 1.0), &device);
-        let grads = fully_connected(&linear, x).sum().backward();
-        let grad = linear.weight.grad(&grads).expect("a weight gradient");
-        assert!(host(grad).iter().any(|g| g.abs() > 1e-3), "a real gradient");
+        for (rows, inputs, outputs) in [(1, 30, 5), (7, 300, 70), (32, 600, 500)] {
+            let linear = LinearConfig::new(inputs, outputs).init(&device);
+            let normal =
+                |shape| Tensor::<2>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let (x, probe) = (normal([rows, inputs]), normal([rows, outputs]));
+            let ours = outputs_and_gradients(&linear, &x, &probe, true);
+            let burns = outputs_and_gradients(&linear, &x, &probe, false);
+            for (k, (a, b)) in ours.iter().zip(&burns).enumerate() {
+                assert_eq!(a.len(), b.len());
+                assert!(
+                    worst(a, b) <= 1e-4,
+                    "{rows} rows, tensor {k} differs by {}",
+                    worst(a, b)
+                );
+                assert!(
+                    a.iter().any(|v| v.abs() > 1e-3),
+                    "tensor {k} is not all zero"
+                );
+            }
+        }
     }
 }
