@@ -470,6 +470,7 @@ fn lane_sum(values: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_values::values;
 
     /// The definition, summed term by term: the slow, obviously right twin.
     fn direct(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
@@ -584,15 +585,6 @@ mod tests {
             }
         }
         dx.into_iter().map(|v| v as f32).collect()
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (v % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
     }
 
     /// An f32 im2col convolution's geometry.

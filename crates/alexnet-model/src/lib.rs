@@ -10,8 +10,8 @@
 //!
 //! On the CPU backend (flex) the heavy layers are our own kernels, added to flex through Burn's
 //! backend-extension mechanism, each with its backward pass: [`conv_op`] over [`conv_im2col`],
-//! [`lrn_op`] over [`lrn_kernel`], [`pool_op`] over [`pool_kernel`]; in inference [`linear_op`]
-//! streams the fully connected layers' weights once for a few images at a time. Other backends
+//! [`lrn_op`] over [`lrn_kernel`], [`pool_op`] over [`pool_kernel`]; [`linear_op`] streams the
+//! fully connected layers' weights once for up to 64 images at a time. Other backends
 //! run Burn's layers; the parameters and their names are the same either way.
 
 pub mod alexnet;
@@ -31,6 +31,8 @@ pub mod pool_kernel;
 pub mod pool_op;
 pub mod summary;
 pub mod tanh_op;
+#[cfg(test)]
+mod test_values;
 pub mod tower_exchange;
 pub mod towers;
 

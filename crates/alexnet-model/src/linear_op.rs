@@ -4,7 +4,8 @@
 //! For one image a fully connected layer is a matrix-vector product: every weight is read once
 //! and used once, so its time is that of reading the weights from memory (fc6 of both ImageNet
 //! nets holds 151 MB). flex's matrix product (the `gemm` crate) reads them at about 20 GB/s
-//! here, as PyTorch's `Linear` does, where a streaming pass on both cores reads 35-40. Here each
+//! here, as PyTorch's `Linear` does, where a streaming read on both cores goes at 28-47
+//! (`benchmarks/fully_connected_pytorch.py`). Here each
 //! thread streams its own band of weight rows front to back into partial sums of its own, which
 //! are added at the end, and each tile of four weight rows serves every image while it is in the
 //! L1 cache. `cargo run --release -p alexnet-cli --example fully_connected -- ROWS` times both:
@@ -41,27 +42,30 @@ const SMALL_LAYER: usize = 1 << 18;
 /// every input row is multiplied into them.
 const TILE: usize = 1024;
 
-/// `linear`'s output for the rows `x`: here for up to [`FEW_ROWS`] f32 rows on flex (with the
-/// gradients below when the graph tracks them), Burn's `Linear` otherwise.
+/// `linear`'s output for the rows `x`: here where [`streams`] holds (with the gradients below
+/// when the graph tracks them), Burn's `Linear` otherwise.
 pub fn fully_connected(linear: &Linear, x: Tensor<2>) -> Tensor<2> {
-    let [rows, _] = x.dims();
-    let weight = linear.weight.val();
     match &linear.bias {
-        Some(bias)
-            if rows <= FEW_ROWS
-                // Plain flex or flex under autodiff: the comparison ignores autodiff.
-                && x.device() == Device::flex()
-                && x.dtype() == DType::F32
-                && weight.dtype() == DType::F32 =>
-        {
+        Some(bias) if streams(linear, &x) => {
             Tensor::from_dispatch(<Dispatch as LinearBackend>::fully_connected_few_rows(
                 x.into_dispatch(),
-                weight.into_dispatch(),
+                linear.weight.val().into_dispatch(),
                 bias.val().into_dispatch(),
             ))
         }
         _ => linear.forward(x),
     }
+}
+
+/// Whether [`fully_connected`] takes this file's path: up to [`FEW_ROWS`] rows, f32, a bias, on
+/// flex with or without autodiff (the device comparison ignores autodiff).
+pub fn streams(linear: &Linear, x: &Tensor<2>) -> bool {
+    let [rows, _] = x.dims();
+    let f32s = [x.dtype(), linear.weight.val().dtype()]
+        .into_iter()
+        .chain(linear.bias.as_ref().map(|b| b.val().dtype()))
+        .all(|dtype| dtype == DType::F32);
+    rows <= FEW_ROWS && linear.bias.is_some() && f32s && x.device() == Device::flex()
 }
 
 #[backend_extension(Flex, Autodiff)]
@@ -73,30 +77,6 @@ pub trait LinearBackend: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
-
-    /// `dL/dx = dy . weight^T`, given the output's gradient `dy` (Burn's product on every
-    /// backend: a kernel of our own for it, and for the weight gradient, was slower than
-    /// `gemm`'s, `examples/fully_connected`).
-    fn fully_connected_input_grad(
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        Self::float_matmul(output_grad, Self::float_transpose(weight))
-    }
-
-    /// `dL/dweight = x^T . dy`.
-    fn fully_connected_weight_grad(
-        x: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        Self::float_matmul(Self::float_transpose(x), output_grad)
-    }
-
-    /// `dL/dbias`: `dy` summed over the rows.
-    fn fully_connected_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let outputs = output_grad.shape()[1];
-        Self::float_reshape(Self::float_sum_dim(output_grad, 0), Shape::new([outputs]))
-    }
 }
 
 impl LinearBackend for Flex {
@@ -132,16 +112,20 @@ impl<B: Backend + LinearBackend> Backward<B, 3> for FullyConnectedBackward {
         let [node_x, node_weight, node_bias] = ops.parents;
         let output_grad = grads.consume::<B>(&ops.node);
         let (x, weight) = ops.state;
+        // Burn's products for both gradients: kernels of our own for them were slower than
+        // `gemm` here (not kept).
         if let Some(node) = node_x {
-            let grad = B::fully_connected_input_grad(weight, output_grad.clone());
+            let grad = B::float_matmul(output_grad.clone(), B::float_transpose(weight));
             grads.register::<B>(node.id, grad);
         }
         if let Some(node) = node_weight {
-            let grad = B::fully_connected_weight_grad(x, output_grad.clone());
+            let grad = B::float_matmul(B::float_transpose(x), output_grad.clone());
             grads.register::<B>(node.id, grad);
         }
         if let Some(node) = node_bias {
-            grads.register::<B>(node.id, B::fully_connected_bias_grad(output_grad));
+            let outputs = output_grad.shape()[1];
+            let grad = B::float_reshape(B::float_sum_dim(output_grad, 0), Shape::new([outputs]));
+            grads.register::<B>(node.id, grad);
         }
     }
 }
@@ -295,6 +279,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     use super::*;
+    use crate::test_values::values;
 
     /// `x . weight + bias` in f64, by the definition.
     fn definition(
@@ -313,14 +298,6 @@ mod tests {
             }
         }
         y
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n as u32)
-            .map(|i| {
-                ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
     }
 
     #[test]
@@ -364,6 +341,7 @@ mod tests {
         ours: bool,
     ) -> Vec<Vec<f32>> {
         let x = x.clone().require_grad();
+        assert!(!ours || streams(linear, &x), "the path under test");
         let y = if ours {
             fully_connected(linear, x.clone())
         } else {
@@ -400,6 +378,7 @@ mod tests {
             for rows in [1, FEW_ROWS, FEW_ROWS + 1] {
                 let x =
                     Tensor::<2>::random([rows, inputs], Distribution::Normal(0.0, 1.0), &device);
+                assert_eq!(streams(&linear, &x), rows <= FEW_ROWS);
                 let (ours, burns) = (
                     host(fully_connected(&linear, x.clone())),
                     host(linear.forward(x)),

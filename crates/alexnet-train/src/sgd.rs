@@ -122,7 +122,7 @@ pub fn paper_rule<const D: usize>(
 }
 
 /// Whether `paper_rule` takes the one-pass kernel: f32 tensors on flex, outside the graph.
-pub fn one_pass_applies<const D: usize>(
+fn one_pass_applies<const D: usize>(
     weights: &Tensor<D>,
     grad: &Tensor<D>,
     previous: Option<&Tensor<1>>,
@@ -221,6 +221,8 @@ mod tests {
         let shape = [3, 5, 7, 131]; // an odd length, not a whole number of the kernel's chunks
         let normal = |std| Tensor::<4>::random(shape, Distribution::Normal(0.0, std), &device);
         let (weights, grad) = (normal(0.1), normal(1.0));
+        let original = weights.clone().into_data();
+        let original = Tensor::<4>::from_data(original, &device);
         let previous = normal(0.01).flatten::<1>(0, 3);
         let host = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
         let rates = UpdateRates::new(0.013, 0.9, 0.0005);
@@ -233,5 +235,8 @@ mod tests {
             assert_eq!(host(fused_w.flatten(0, 3)), host(tensor_w.flatten(0, 3)));
             assert_eq!(host(fused_v), host(tensor_v));
         }
+        // The one pass wrote into copies: the weights it was handed a shared view of are as
+        // they were (flex's copy on write).
+        assert_eq!(host(weights.flatten(0, 3)), host(original.flatten(0, 3)));
     }
 }
