@@ -3,9 +3,12 @@
 //! `model.precision = "bf16"` runs the convolutions' products through it.
 //!
 //! Both operands are rounded to bf16 (8 bits of mantissa, round to nearest even) as they are
-//! packed; the sums stay f32. The kernel computes 6 rows x 32 columns of the result at a time
-//! from a copy of `a` in bf16 (rows of pairs along k) and of `b` in panels of 16 columns, each
-//! k-pair of a column interleaved, which is the layout the instruction reads.
+//! packed; the sums stay f32. The left operand is packed as [`PackedRows`] (each row's k-pairs,
+//! a u32 per pair), the right as [`PackedPanels`] (panels of 16 columns, the two values of a
+//! k-pair of one column side by side), which is the layout the instruction reads. A caller that
+//! uses an operand more than once (a convolution's filters, for every image) packs it once; the
+//! packers convert 32 values an instruction where the operand's rows are contiguous. The kernel
+//! computes 6 rows x 32 columns of the result at a time.
 
 /// Rows and columns of the result one kernel call computes.
 const ROWS: usize = 6;
@@ -16,6 +19,7 @@ pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512bf16")
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -24,7 +28,8 @@ pub fn available() -> bool {
     }
 }
 
-/// f32 -> bf16, rounding to nearest even (NaN stays NaN).
+/// f32 -> bf16, rounding to nearest even (NaN stays NaN). The vector packers' instruction
+/// (`vcvtne2ps2bf16`) gives the same for every normal value; it flushes subnormals to zero.
 pub fn to_bf16(value: f32) -> u16 {
     let bits = value.to_bits();
     if value.is_nan() {
@@ -37,6 +42,11 @@ pub fn to_bf16(value: f32) -> u16 {
 /// bf16 -> f32 (exact).
 pub fn from_bf16(value: u16) -> f32 {
     f32::from_bits((value as u32) << 16)
+}
+
+/// Two values as one k-pair: the first in the low half.
+fn pair(low: f32, high: f32) -> u32 {
+    to_bf16(low) as u32 | (to_bf16(high) as u32) << 16
 }
 
 /// A matrix read through strides: element (i, j) is `data[i * row_stride + j * column_stride]`.
@@ -60,6 +70,231 @@ impl Strided<'_> {
     }
 }
 
+/// The left operand (`m x k`) in bf16: row `i`'s k-pairs at `data[i * pairs..]`, k padded to
+/// even with a zero. Reused across calls, it keeps its allocation.
+#[derive(Default)]
+pub struct PackedRows {
+    rows: usize,
+    pairs: usize,
+    data: Vec<u32>,
+}
+
+impl PackedRows {
+    /// Packs `a` (`rows x k`).
+    pub fn pack(&mut self, rows: usize, k: usize, a: Strided) {
+        assert!(a.holds(rows, k), "a holds {rows} x {k}");
+        self.rows = rows;
+        self.pairs = k.div_ceil(2);
+        let pairs = self.pairs;
+        self.data.resize(rows * pairs, 0);
+        for (i, row) in self
+            .data
+            .chunks_exact_mut(pairs.max(1))
+            .enumerate()
+            .take(rows)
+        {
+            if a.column_stride == 1 {
+                convert_pairs(&a.data[i * a.row_stride..][..k], row);
+            } else {
+                for (p, packed) in row.iter_mut().enumerate() {
+                    let high = if 2 * p + 1 < k {
+                        a.at(i, 2 * p + 1)
+                    } else {
+                        0.0
+                    };
+                    *packed = pair(a.at(i, 2 * p), high);
+                }
+            }
+        }
+    }
+}
+
+/// The right operand (`k x n`) in bf16: for panel `q` (columns `16q..16q + 16`) and k-pair `p`,
+/// the 16 columns' pairs at `data[(q * pairs + p) * 16..]`; columns past `n` are zero.
+#[derive(Default)]
+pub struct PackedPanels {
+    columns: usize,
+    pairs: usize,
+    data: Vec<u32>,
+    /// One column's pairs, when the columns are what is contiguous.
+    column: Vec<u32>,
+}
+
+impl PackedPanels {
+    /// Packs `b` (`k x columns`).
+    pub fn pack(&mut self, k: usize, columns: usize, b: Strided) {
+        assert!(b.holds(k, columns), "b holds {k} x {columns}");
+        self.columns = columns;
+        self.pairs = k.div_ceil(2);
+        let (pairs, panels) = (self.pairs, columns.div_ceil(PANEL));
+        self.data.resize(panels * pairs * PANEL, 0);
+        if b.column_stride == 1 && k > 0 {
+            let row = |r: usize| &b.data[r * b.row_stride..][..columns];
+            for p in 0..pairs {
+                let high = (2 * p + 1 < k).then(|| row(2 * p + 1));
+                interleave_rows(row(2 * p), high, pairs, &mut self.data[p * PANEL..]);
+            }
+        } else if b.row_stride == 1 && k > 0 {
+            // Each column's k values are contiguous: convert them, then spread the pairs.
+            self.column.resize(pairs, 0);
+            for j in 0..columns {
+                convert_pairs(&b.data[j * b.column_stride..][..k], &mut self.column);
+                let (q, lane) = (j / PANEL, j % PANEL);
+                let panel = &mut self.data[q * pairs * PANEL..][..pairs * PANEL];
+                for (p, packed) in self.column.iter().enumerate() {
+                    panel[p * PANEL + lane] = *packed;
+                }
+            }
+            self.zero_missing_columns();
+        } else {
+            for (index, packed) in self.data.iter_mut().enumerate() {
+                let (q, p, lane) = (
+                    index / (pairs * PANEL),
+                    index / PANEL % pairs,
+                    index % PANEL,
+                );
+                let j = q * PANEL + lane;
+                *packed = if j < columns {
+                    let high = if 2 * p + 1 < k {
+                        b.at(2 * p + 1, j)
+                    } else {
+                        0.0
+                    };
+                    pair(b.at(2 * p, j), high)
+                } else {
+                    0
+                };
+            }
+        }
+    }
+
+    fn zero_missing_columns(&mut self) {
+        let (q, first) = (self.columns / PANEL, self.columns % PANEL);
+        if first == 0 {
+            return;
+        }
+        let panel = &mut self.data[q * self.pairs * PANEL..][..self.pairs * PANEL];
+        for lanes in panel.chunks_exact_mut(PANEL) {
+            lanes[first..].fill(0);
+        }
+    }
+}
+
+/// `values` (k of them) as k-pairs in `pairs` (`k.div_ceil(2)` of them), the last padded with 0.
+fn convert_pairs(values: &[f32], pairs: &mut [u32]) {
+    debug_assert_eq!(pairs.len(), values.len().div_ceil(2));
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: the CPU has the instructions (checked just above); the lengths match.
+        return unsafe { convert_pairs_avx512(values, pairs) };
+    }
+    convert_pairs_portable(values, pairs);
+}
+
+fn convert_pairs_portable(values: &[f32], pairs: &mut [u32]) {
+    for (p, packed) in pairs.iter_mut().enumerate() {
+        let high = values.get(2 * p + 1).copied().unwrap_or(0.0);
+        *packed = pair(values[2 * p], high);
+    }
+}
+
+/// # Safety
+///
+/// The CPU has AVX512F, AVX512BW and AVX512-BF16; `pairs.len() == values.len().div_ceil(2)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn convert_pairs_avx512(values: &[f32], pairs: &mut [u32]) {
+    use std::arch::x86_64::*;
+    for (start, out) in (0..values.len()).step_by(32).zip(pairs.chunks_mut(PANEL)) {
+        let left = values.len() - start;
+        let low_mask = lanes_mask(left.min(PANEL));
+        let high_mask = lanes_mask(left.saturating_sub(PANEL).min(PANEL));
+        // SAFETY: the masks keep both loads inside `values` and the store inside `out`, which
+        // holds the `left.div_ceil(2)` pairs (at most 16) of this step.
+        unsafe {
+            let low = _mm512_maskz_loadu_ps(low_mask, values.as_ptr().add(start));
+            let high = _mm512_maskz_loadu_ps(high_mask, values.as_ptr().add(start + PANEL));
+            // The 32 values in order, low's 16 first: exactly their 16 pairs.
+            let converted = _mm512_cvtne2ps_pbh(high, low);
+            _mm512_mask_storeu_epi32(
+                out.as_mut_ptr().cast(),
+                lanes_mask(out.len()),
+                std::mem::transmute::<__m512bh, __m512i>(converted),
+            );
+        }
+    }
+}
+
+/// Panel pair rows `low` and `high` (zero where `None`) of every panel: for panel `q`, the
+/// pairs of its 16 columns at `out[q * pairs * 16..][..16]`.
+fn interleave_rows(low: &[f32], high: Option<&[f32]>, pairs: usize, out: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: the CPU has the instructions; `out` holds every panel's 16 lanes of this pair.
+        return unsafe { interleave_rows_avx512(low, high, pairs, out) };
+    }
+    interleave_rows_portable(low, high, pairs, out);
+}
+
+fn interleave_rows_portable(low: &[f32], high: Option<&[f32]>, pairs: usize, out: &mut [u32]) {
+    for (j, value) in low.iter().enumerate() {
+        let above = high.map_or(0.0, |h| h[j]);
+        out[j / PANEL * pairs * PANEL + j % PANEL] = pair(*value, above);
+    }
+    let columns = low.len();
+    if !columns.is_multiple_of(PANEL) {
+        out[columns / PANEL * pairs * PANEL..][columns % PANEL..PANEL].fill(0);
+    }
+}
+
+/// # Safety
+///
+/// As [`interleave_rows`]' fallback: the CPU has AVX512F, AVX512BW and AVX512-BF16, `high` is as
+/// long as `low`, and `out` reaches lane 16 of the last panel.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn interleave_rows_avx512(low: &[f32], high: Option<&[f32]>, pairs: usize, out: &mut [u32]) {
+    use std::arch::x86_64::*;
+    // Converted, the 16 low values come first and the 16 high ones after; the pairs interleave
+    // them: lane c of the result is (low[c], high[c]).
+    let order = _mm512_set_epi16(
+        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
+        19, 3, 18, 2, 17, 1, 16, 0,
+    );
+    for (q, start) in (0..low.len()).step_by(PANEL).enumerate() {
+        let mask = lanes_mask((low.len() - start).min(PANEL));
+        assert!(
+            out.len() >= q * pairs * PANEL + PANEL,
+            "out holds panel {q}"
+        );
+        // SAFETY: the mask keeps the loads inside the rows; the store is inside `out` (above).
+        unsafe {
+            let below = _mm512_maskz_loadu_ps(mask, low.as_ptr().add(start));
+            let above = match high {
+                Some(h) => _mm512_maskz_loadu_ps(mask, h.as_ptr().add(start)),
+                None => _mm512_setzero_ps(),
+            };
+            let converted =
+                std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(above, below));
+            let pairs_of_lanes = _mm512_permutexvar_epi16(order, converted);
+            _mm512_storeu_si512(
+                out.as_mut_ptr().add(q * pairs * PANEL).cast(),
+                pairs_of_lanes,
+            );
+        }
+    }
+}
+
+/// The first `count` (at most 16) lanes.
+#[cfg(target_arch = "x86_64")]
+fn lanes_mask(count: usize) -> u16 {
+    if count >= PANEL {
+        u16::MAX
+    } else {
+        (1u16 << count) - 1
+    }
+}
+
 /// `c (m x n, row-major) = a (m x k) . b (k x n)`, plus `c`'s old values when `accumulate`, with
 /// the operands rounded to bf16. Panics if the CPU lacks AVX512-BF16 (check [`available`]).
 pub fn gemm_bf16(
@@ -71,41 +306,22 @@ pub fn gemm_bf16(
     c: &mut [f32],
     accumulate: bool,
 ) {
+    let (mut left, mut right) = (PackedRows::default(), PackedPanels::default());
+    left.pack(m, k, a);
+    right.pack(k, n, b);
+    gemm_bf16_packed(&left, &right, c, accumulate);
+}
+
+/// [`gemm_bf16`] on operands already packed: `c (rows x columns, row-major) = a . b`.
+pub fn gemm_bf16_packed(a: &PackedRows, b: &PackedPanels, c: &mut [f32], accumulate: bool) {
     assert!(available(), "gemm_bf16 needs AVX512-BF16");
-    let pairs = k.div_ceil(2);
-    // a as bf16 rows, k padded to even with a zero: a u32 per pair.
-    let mut a_packed = vec![0u32; m * pairs];
-    for i in 0..m {
-        for p in 0..pairs {
-            let low = to_bf16(a.at(i, 2 * p)) as u32;
-            let high = if 2 * p + 1 < k {
-                to_bf16(a.at(i, 2 * p + 1)) as u32
-            } else {
-                0
-            };
-            a_packed[i * pairs + p] = low | (high << 16);
-        }
+    assert_eq!(a.pairs, b.pairs, "a's k matches b's");
+    let (m, n, pairs) = (a.rows, b.columns, a.pairs);
+    assert!(c.len() >= m * n, "c holds {m} x {n}");
+    if m == 0 || n == 0 {
+        return;
     }
-    // b in panels of 16 columns: for each pair, 16 columns of (b[2p][j], b[2p+1][j]).
     let panels = n.div_ceil(PANEL);
-    let mut b_packed = vec![0u32; panels * pairs * PANEL];
-    for panel in 0..panels {
-        for p in 0..pairs {
-            for col in 0..PANEL {
-                let j = panel * PANEL + col;
-                if j >= n {
-                    continue;
-                }
-                let low = to_bf16(b.at(2 * p, j)) as u32;
-                let high = if 2 * p + 1 < k {
-                    to_bf16(b.at(2 * p + 1, j)) as u32
-                } else {
-                    0
-                };
-                b_packed[(panel * pairs + p) * PANEL + col] = low | (high << 16);
-            }
-        }
-    }
     // Two panels of b (k x 32, 64 KB at k = 1,000) stay in cache while every row block of a
     // passes over them.
     for panel in (0..panels).step_by(2) {
@@ -115,10 +331,10 @@ pub fn gemm_bf16(
             // SAFETY: `available()` was checked above; the slices cover what the kernel reads.
             unsafe {
                 kernel(
-                    &a_packed[row * pairs..],
+                    &a.data[row * pairs..],
                     pairs,
                     rows,
-                    &b_packed[panel * pairs * PANEL..],
+                    &b.data[panel * pairs * PANEL..],
                     width,
                     &mut c[row * n + panel * PANEL..],
                     n,
@@ -285,47 +501,149 @@ mod tests {
         assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
     }
 
+    /// Element (i, j) of a `rows x columns` matrix of distinct values laid out in one of three
+    /// ways: rows contiguous, columns contiguous, or neither (every other slot, row-major).
+    fn laid_out(rows: usize, columns: usize, layout: usize, seed: usize) -> (Vec<f32>, Vec<f32>) {
+        let value = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;
+        let logical: Vec<f32> = (0..rows * columns).map(|i| value(i + seed)).collect();
+        let mut data = vec![f32::NAN; 2 * rows * columns];
+        for i in 0..rows {
+            for j in 0..columns {
+                let at = match layout {
+                    0 => i * columns + j,
+                    1 => j * rows + i,
+                    _ => 2 * (i * columns + j),
+                };
+                data[at] = logical[i * columns + j];
+            }
+        }
+        (logical, data)
+    }
+
+    fn strides(rows: usize, columns: usize, layout: usize, data: &[f32]) -> Strided<'_> {
+        let (row_stride, column_stride) = match layout {
+            0 => (columns, 1),
+            1 => (1, rows),
+            _ => (2 * columns, 2),
+        };
+        Strided {
+            data,
+            row_stride,
+            column_stride,
+        }
+    }
+
     #[test]
     fn products_equal_the_bf16_rounded_definition() {
         if !available() {
             eprintln!("skipped: this CPU has no AVX512-BF16");
             return;
         }
-        // Odd sizes: rows and columns beyond whole tiles, an odd k, a transposed operand.
-        let (m, n, k) = (13, 37, 21);
-        let value = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;
-        let a: Vec<f32> = (0..m * k).map(value).collect();
-        let b_transposed: Vec<f32> = (0..n * k).map(|i| value(i + 77)).collect();
-        let mut c: Vec<f32> = (0..m * n).map(|i| value(i + 5)).collect();
-        let before = c.clone();
-        gemm_bf16(
-            m,
-            n,
-            k,
-            Strided {
-                data: &a,
-                row_stride: k,
-                column_stride: 1,
-            },
-            Strided {
-                data: &b_transposed,
-                row_stride: 1,
-                column_stride: k,
-            },
-            &mut c,
-            true,
-        );
+        // Odd sizes: rows and columns beyond whole tiles and panels, an odd k; every layout of
+        // each operand, since each has its own packer.
         let round = |x: f32| from_bf16(to_bf16(x)) as f64;
-        for i in 0..m {
-            for j in 0..n {
-                let exact: f64 = (0..k)
-                    .map(|p| round(a[i * k + p]) * round(b_transposed[j * k + p]))
-                    .sum::<f64>()
-                    + before[i * n + j] as f64;
-                let got = c[i * n + j] as f64;
+        for (m, n, k) in [(13, 37, 21), (6, 16, 2), (1, 70, 33)] {
+            for (a_layout, b_layout) in (0..3).flat_map(|a| (0..3).map(move |b| (a, b))) {
+                let (a, a_data) = laid_out(m, k, a_layout, 0);
+                let (b, b_data) = laid_out(k, n, b_layout, 77);
+                let before: Vec<f32> = laid_out(m, n, 0, 5).0;
+                let mut c = before.clone();
+                gemm_bf16(
+                    m,
+                    n,
+                    k,
+                    strides(m, k, a_layout, &a_data),
+                    strides(k, n, b_layout, &b_data),
+                    &mut c,
+                    true,
+                );
+                for i in 0..m {
+                    for j in 0..n {
+                        let exact: f64 = (0..k)
+                            .map(|p| round(a[i * k + p]) * round(b[p * n + j]))
+                            .sum::<f64>()
+                            + before[i * n + j] as f64;
+                        let got = c[i * n + j] as f64;
+                        assert!(
+                            (got - exact).abs() < 1e-4 * (1.0 + exact.abs()),
+                            "{m}x{n}x{k}, layouts {a_layout}/{b_layout}: c[{i}][{j}] {got} vs {exact}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn vector_packers_equal_the_portable_ones() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        // Lengths around the 16- and 32-value steps, odd ones included; values that round both
+        // ways and ties.
+        for length in [1, 2, 15, 16, 17, 31, 32, 33, 47, 70] {
+            let (values, _) = laid_out(2, length, 0, length);
+            let mut values = values;
+            values[0] = 1.0 + 1.0 / 256.0;
+            let (low, high) = values.split_at(length);
+            let (mut fast, mut slow) = (
+                vec![7u32; length.div_ceil(2)],
+                vec![9u32; length.div_ceil(2)],
+            );
+            convert_pairs(low, &mut fast);
+            convert_pairs_portable(low, &mut slow);
+            assert_eq!(fast, slow, "convert_pairs, {length} values");
+            let panels = length.div_ceil(PANEL);
+            for high in [Some(high), None] {
+                let (mut fast, mut slow) = (
+                    vec![7u32; panels * 3 * PANEL],
+                    vec![9u32; panels * 3 * PANEL],
+                );
+                interleave_rows(low, high, 3, &mut fast);
+                interleave_rows_portable(low, high, 3, &mut slow);
+                for q in 0..panels {
+                    let lanes = q * 3 * PANEL..q * 3 * PANEL + PANEL;
+                    assert_eq!(
+                        fast[lanes.clone()],
+                        slow[lanes],
+                        "interleave_rows, {length} columns"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_operands_are_reused_across_sizes() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        // A larger operand first, then a smaller one into the same buffers: nothing of the first
+        // may leak into the second's zero padding (its missing columns, its odd k).
+        let (mut left, mut right) = (PackedRows::default(), PackedPanels::default());
+        let (_, big_a) = laid_out(7, 40, 0, 1);
+        let (_, big_b) = laid_out(40, 50, 0, 2);
+        left.pack(7, 40, strides(7, 40, 0, &big_a));
+        right.pack(40, 50, strides(40, 50, 0, &big_b));
+        gemm_bf16_packed(&left, &right, &mut vec![0.0; 7 * 50], false);
+        let (a, a_data) = laid_out(3, 5, 0, 3);
+        let (b, b_data) = laid_out(5, 18, 1, 4);
+        left.pack(3, 5, strides(3, 5, 0, &a_data));
+        right.pack(5, 18, strides(5, 18, 1, &b_data));
+        let mut c = vec![0.0; 3 * 18];
+        gemm_bf16_packed(&left, &right, &mut c, false);
+        let round = |x: f32| from_bf16(to_bf16(x)) as f64;
+        for i in 0..3 {
+            for j in 0..18 {
+                let exact: f64 = (0..5)
+                    .map(|p| round(a[i * 5 + p]) * round(b[p * 18 + j]))
+                    .sum();
                 assert!(
-                    (got - exact).abs() < 1e-4 * (1.0 + exact.abs()),
-                    "c[{i}][{j}] {got} vs {exact}"
+                    (c[i * 18 + j] as f64 - exact).abs() < 1e-4 * (1.0 + exact.abs()),
+                    "c[{i}][{j}] {} vs {exact}",
+                    c[i * 18 + j]
                 );
             }
         }

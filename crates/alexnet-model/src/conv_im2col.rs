@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::bf16_gemm::{Strided, gemm_bf16};
+use crate::bf16_gemm::{PackedPanels, PackedRows, Strided, gemm_bf16_packed};
 
 /// Shapes and options of one convolution (symmetric padding, no dilation: what AlexNet uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,9 +89,8 @@ fn image_parallelism(batch: usize) -> (gemm::Parallelism, usize, bool) {
     (parallelism, batch.div_ceil(threads).max(1), lone_images)
 }
 
-/// `dst (m x n, row-major) = lhs (m x k) . rhs (k x n)` (plus `dst` when `accumulate`), each
-/// operand read through its strides: by the `gemm` crate in f32, or by `bf16_gemm`.
-#[allow(clippy::too_many_arguments)]
+/// `dst (m x n, row-major) = lhs (m x k) . rhs (k x n)` (plus `dst` when `accumulate`) in f32 by
+/// the `gemm` crate, each operand read through its strides.
 fn product(
     [m, n, k]: [usize; 3],
     dst: &mut [f32],
@@ -99,16 +98,12 @@ fn product(
     lhs: Strided,
     rhs: Strided,
     parallelism: gemm::Parallelism,
-    bf16: bool,
 ) {
     debug_assert!(
         lhs.holds(m, k) && rhs.holds(k, n),
         "operands inside their slices"
     );
     debug_assert!(dst.len() >= m * n, "dst holds m x n");
-    if bf16 {
-        return gemm_bf16(m, n, k, lhs, rhs, dst, accumulate);
-    }
     // SAFETY: the strides keep every element read inside `lhs.data` and `rhs.data`, and `dst`
     // holds m x n row-major (both checked above in debug builds).
     unsafe {
@@ -151,6 +146,25 @@ fn transposed(data: &[f32], columns: usize) -> Strided<'_> {
         row_stride: 1,
         column_stride: columns,
     }
+}
+
+/// With `model.precision = "bf16"`, each group's filters packed once for every image's product:
+/// `W_g` (Cout/g x R) for the forward pass, `W_g^T` for the input gradient.
+fn packed_filters(weight: &[f32], geometry: &ConvGeometry, transpose: bool) -> Vec<PackedRows> {
+    let (taps, groups) = (geometry.taps(), geometry.params.groups);
+    let group_out = geometry.weight[0] / groups;
+    (0..groups)
+        .map(|g| {
+            let w = &weight[g * group_out * taps..][..group_out * taps];
+            let mut packed = PackedRows::default();
+            if transpose {
+                packed.pack(taps, group_out, transposed(w, taps));
+            } else {
+                packed.pack(group_out, taps, rows_of(w, taps));
+            }
+            packed
+        })
+        .collect()
 }
 
 /// `cols[r][p]`: the input value that tap `r` of the group's kernel meets at output position `p`
@@ -270,27 +284,35 @@ pub fn conv2d_input_grad(weight: &[f32], output_grad: &[f32], geometry: &ConvGeo
     let grad_size = out_channels * positions;
     let mut input_grad = vec![0.0f32; batch * image_size];
     let (parallelism, per_thread, _) = image_parallelism(batch);
+    let bf16_filters = geometry
+        .params
+        .bf16
+        .then(|| packed_filters(weight, geometry, true));
     input_grad
         .par_chunks_mut(image_size)
         .with_min_len(per_thread)
         .enumerate()
         .for_each_init(
-            || vec![0.0f32; taps * positions],
-            |cols, (n, image)| {
+            || (vec![0.0f32; taps * positions], PackedPanels::default()),
+            |(cols, panels), (n, image)| {
                 for g in 0..groups {
                     let dy = &output_grad[n * grad_size + g * group_out * positions..]
                         [..group_out * positions];
                     let w = &weight[g * group_out * taps..][..group_out * taps];
                     // cols (taps x positions) = w^T (taps x group_out) . dy (group_out x positions)
-                    product(
-                        [taps, positions, group_out],
-                        cols,
-                        false,
-                        transposed(w, taps),
-                        rows_of(dy, positions),
-                        parallelism,
-                        geometry.params.bf16,
-                    );
+                    if let Some(filters) = &bf16_filters {
+                        panels.pack(group_out, positions, rows_of(dy, positions));
+                        gemm_bf16_packed(&filters[g], panels, cols, false);
+                    } else {
+                        product(
+                            [taps, positions, group_out],
+                            cols,
+                            false,
+                            transposed(w, taps),
+                            rows_of(dy, positions),
+                            parallelism,
+                        );
+                    }
                     col2im(cols, geometry, g, image);
                 }
             },
@@ -315,28 +337,36 @@ pub fn conv2d_forward(
     let output_size = out_channels * positions;
     let mut output = vec![0.0f32; batch * output_size];
     let (parallelism, per_thread, lone_images) = image_parallelism(batch);
+    let bf16_filters = geometry
+        .params
+        .bf16
+        .then(|| packed_filters(weight, geometry, false));
     output
         .par_chunks_mut(output_size)
         .with_min_len(per_thread)
         .enumerate()
         .for_each_init(
-            || vec![0.0f32; taps * positions],
-            |cols, (n, out)| {
+            || (vec![0.0f32; taps * positions], PackedPanels::default()),
+            |(cols, panels), (n, out)| {
                 let image = &x[n * image_size..][..image_size];
                 for g in 0..groups {
                     im2col(image, geometry, g, cols, lone_images);
                     let y = &mut out[g * group_out * positions..][..group_out * positions];
                     let w = &weight[g * group_out * taps..][..group_out * taps];
                     // y (group_out x positions) = w (group_out x taps) . cols (taps x positions)
-                    product(
-                        [group_out, positions, taps],
-                        y,
-                        false,
-                        rows_of(w, taps),
-                        rows_of(cols, positions),
-                        parallelism,
-                        geometry.params.bf16,
-                    );
+                    if let Some(filters) = &bf16_filters {
+                        panels.pack(taps, positions, rows_of(cols, positions));
+                        gemm_bf16_packed(&filters[g], panels, y, false);
+                    } else {
+                        product(
+                            [group_out, positions, taps],
+                            y,
+                            false,
+                            rows_of(w, taps),
+                            rows_of(cols, positions),
+                            parallelism,
+                        );
+                    }
                 }
                 for (map, b) in out.chunks_exact_mut(positions).zip(bias) {
                     map.iter_mut().for_each(|v| *v += b);
@@ -364,11 +394,13 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
         .map(|t| batch * t / threads..batch * (t + 1) / threads)
         .filter(|run| !run.is_empty())
         .collect();
+    let bf16 = geometry.params.bf16;
     let partials: Vec<Vec<f32>> = runs
         .into_par_iter()
         .map(|run| {
             let mut grad = vec![0.0f32; weight_size];
             let mut cols = vec![0.0f32; taps * positions];
+            let (mut rows, mut panels) = (PackedRows::default(), PackedPanels::default());
             for n in run {
                 let image = &x[n * image_size..][..image_size];
                 for g in 0..groups {
@@ -376,16 +408,24 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
                     let dy = &output_grad[n * grad_size + g * group_out * positions..]
                         [..group_out * positions];
                     let dw = &mut grad[g * group_out * taps..][..group_out * taps];
-                    // dw (group_out x taps) += dy (group_out x positions) . cols^T
-                    product(
-                        [group_out, taps, positions],
-                        dw,
-                        true,
-                        rows_of(dy, positions),
-                        transposed(&cols, positions),
-                        gemm::Parallelism::None,
-                        geometry.params.bf16,
-                    );
+                    if bf16 {
+                        // dw^T (taps x group_out) += cols (taps x positions) . dy^T: both packed
+                        // from rows contiguous along positions, and the spread of pairs the
+                        // right operand needs is over dy, the smaller of the two.
+                        rows.pack(taps, positions, rows_of(&cols, positions));
+                        panels.pack(positions, group_out, transposed(dy, positions));
+                        gemm_bf16_packed(&rows, &panels, dw, true);
+                    } else {
+                        // dw (group_out x taps) += dy (group_out x positions) . cols^T
+                        product(
+                            [group_out, taps, positions],
+                            dw,
+                            true,
+                            rows_of(dy, positions),
+                            transposed(&cols, positions),
+                            gemm::Parallelism::None,
+                        );
+                    }
                 }
             }
             grad
@@ -395,6 +435,17 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
     let mut total = partials.next().unwrap_or_else(|| vec![0.0; weight_size]);
     for partial in partials {
         total.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
+    }
+    if bf16 {
+        // Each group's block holds dw^T: turn it back into [Cout/g, taps].
+        for block in total.chunks_exact_mut(group_out * taps) {
+            let transposed_block = block.to_vec();
+            for (o, row) in block.chunks_exact_mut(taps).enumerate() {
+                for (t, value) in row.iter_mut().enumerate() {
+                    *value = transposed_block[t * group_out + o];
+                }
+            }
+        }
     }
     total
 }
