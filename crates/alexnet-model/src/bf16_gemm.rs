@@ -20,6 +20,7 @@ pub fn available() -> bool {
     {
         std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("avx512bf16")
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -109,6 +110,26 @@ impl PackedRows {
     }
 }
 
+impl PackedRows {
+    /// The rows as bf16 values, for a caller that writes them itself (im2col straight into this
+    /// layout): `rows` rows of `k` values, each `2 * pairs` long (the returned stride), with the
+    /// pad after an odd `k` already zero.
+    pub fn rows_mut(&mut self, rows: usize, k: usize) -> (&mut [u16], usize) {
+        self.rows = rows;
+        self.pairs = k.div_ceil(2);
+        self.data.resize(rows * self.pairs, 0);
+        let values: &mut [u16] = bytemuck::cast_slice_mut(&mut self.data);
+        if k % 2 == 1 {
+            values
+                .iter_mut()
+                .skip(k)
+                .step_by(k + 1)
+                .for_each(|pad| *pad = 0);
+        }
+        (values, 2 * self.pairs)
+    }
+}
+
 /// The right operand (`k x n`) in bf16: for panel `q` (columns `16q..16q + 16`) and k-pair `p`,
 /// the 16 columns' pairs at `data[(q * pairs + p) * 16..]`; columns past `n` are zero.
 #[derive(Default)]
@@ -165,6 +186,23 @@ impl PackedPanels {
                     0
                 };
             }
+        }
+    }
+
+    /// Packs `b` (`k x columns`), already bf16, row `r` at `b[r * row_stride..]`.
+    pub fn pack_bf16(&mut self, k: usize, columns: usize, b: &[u16], row_stride: usize) {
+        assert!(
+            k == 0 || (k - 1) * row_stride + columns <= b.len(),
+            "b holds {k} x {columns}"
+        );
+        self.columns = columns;
+        self.pairs = k.div_ceil(2);
+        let pairs = self.pairs;
+        self.data.resize(columns.div_ceil(PANEL) * pairs * PANEL, 0);
+        let row = |r: usize| &b[r * row_stride..][..columns];
+        for p in 0..pairs {
+            let high = (2 * p + 1 < k).then(|| row(2 * p + 1));
+            interleave_bf16_rows(row(2 * p), high, pairs, &mut self.data[p * PANEL..]);
         }
     }
 
@@ -280,6 +318,100 @@ unsafe fn interleave_rows_avx512(low: &[f32], high: Option<&[f32]>, pairs: usize
             _mm512_storeu_si512(
                 out.as_mut_ptr().add(q * pairs * PANEL).cast(),
                 pairs_of_lanes,
+            );
+        }
+    }
+}
+
+/// [`interleave_rows`] for rows already in bf16.
+fn interleave_bf16_rows(low: &[u16], high: Option<&[u16]>, pairs: usize, out: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: the CPU has the instructions; `out` holds every panel's 16 lanes of this pair.
+        return unsafe { interleave_bf16_rows_avx512(low, high, pairs, out) };
+    }
+    interleave_bf16_rows_portable(low, high, pairs, out);
+}
+
+fn interleave_bf16_rows_portable(low: &[u16], high: Option<&[u16]>, pairs: usize, out: &mut [u32]) {
+    for (j, &value) in low.iter().enumerate() {
+        let above = high.map_or(0, |h| h[j]);
+        out[j / PANEL * pairs * PANEL + j % PANEL] = value as u32 | (above as u32) << 16;
+    }
+    let columns = low.len();
+    if !columns.is_multiple_of(PANEL) {
+        out[columns / PANEL * pairs * PANEL..][columns % PANEL..PANEL].fill(0);
+    }
+}
+
+/// # Safety
+///
+/// As [`interleave_rows_avx512`]'s, and the CPU has AVX512VL.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn interleave_bf16_rows_avx512(
+    low: &[u16],
+    high: Option<&[u16]>,
+    pairs: usize,
+    out: &mut [u32],
+) {
+    use std::arch::x86_64::*;
+    for (q, start) in (0..low.len()).step_by(PANEL).enumerate() {
+        let mask = lanes_mask((low.len() - start).min(PANEL));
+        assert!(
+            out.len() >= q * pairs * PANEL + PANEL,
+            "out holds panel {q}"
+        );
+        // SAFETY: the mask keeps the loads inside the rows; the store is inside `out` (above).
+        unsafe {
+            let below = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(
+                mask,
+                low.as_ptr().add(start).cast(),
+            ));
+            let above = match high {
+                Some(h) => _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(
+                    _mm256_maskz_loadu_epi16(mask, h.as_ptr().add(start).cast()),
+                )),
+                None => _mm512_setzero_si512(),
+            };
+            _mm512_storeu_si512(
+                out.as_mut_ptr().add(q * pairs * PANEL).cast(),
+                _mm512_or_si512(below, above),
+            );
+        }
+    }
+}
+
+/// `values` rounded to bf16 into `out` (as long).
+pub fn convert_to_bf16(values: &[f32], out: &mut [u16]) {
+    assert_eq!(values.len(), out.len(), "one bf16 per value");
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: the CPU has the instructions (checked just above); the lengths match.
+        return unsafe { convert_to_bf16_avx512(values, out) };
+    }
+    for (o, &v) in out.iter_mut().zip(values) {
+        *o = to_bf16(v);
+    }
+}
+
+/// # Safety
+///
+/// The CPU has AVX512F, AVX512BW, AVX512VL and AVX512-BF16; `out` is as long as `values`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+unsafe fn convert_to_bf16_avx512(values: &[f32], out: &mut [u16]) {
+    use std::arch::x86_64::*;
+    for start in (0..values.len()).step_by(PANEL) {
+        let mask = lanes_mask((values.len() - start).min(PANEL));
+        // SAFETY: the mask keeps the load inside `values` and the store inside `out`.
+        unsafe {
+            let converted =
+                _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, values.as_ptr().add(start)));
+            _mm256_mask_storeu_epi16(
+                out.as_mut_ptr().add(start).cast(),
+                mask,
+                std::mem::transmute::<__m256bh, __m256i>(converted),
             );
         }
     }
@@ -611,6 +743,59 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn operands_written_in_bf16_pack_as_the_f32_ones() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        // The two ways into each layout must agree: bf16 values written by the caller (the
+        // im2col path) and f32 values rounded by the packer; odd k and columns past a panel.
+        for (k, columns) in [(5, 18), (6, 16), (1, 33), (33, 1)] {
+            let (_, f32_data) = laid_out(k, columns, 0, k);
+            let mut bf16_data = vec![0u16; k * columns];
+            convert_to_bf16(&f32_data[..k * columns], &mut bf16_data);
+            let expected: Vec<u16> = f32_data[..k * columns]
+                .iter()
+                .map(|v| to_bf16(*v))
+                .collect();
+            assert_eq!(bf16_data, expected, "convert_to_bf16, {k} x {columns}");
+
+            let (mut from_f32, mut from_bf16) = (PackedPanels::default(), PackedPanels::default());
+            from_f32.pack(k, columns, strides(k, columns, 0, &f32_data));
+            from_bf16.data = vec![0xdead_beef; 4096];
+            from_bf16.pack_bf16(k, columns, &bf16_data, columns);
+            assert_eq!(from_f32.data, from_bf16.data, "panels, {k} x {columns}");
+            let mut portable = vec![7u32; from_f32.data.len()];
+            for p in 0..k.div_ceil(2) {
+                let high = (2 * p + 1 < k).then(|| &bf16_data[(2 * p + 1) * columns..][..columns]);
+                interleave_bf16_rows_portable(
+                    &bf16_data[2 * p * columns..][..columns],
+                    high,
+                    k.div_ceil(2),
+                    &mut portable[p * PANEL..],
+                );
+            }
+            assert_eq!(from_f32.data, portable, "portable panels, {k} x {columns}");
+
+            // Rows: `columns` rows of k values.
+            let (_, rows_data) = laid_out(columns, k, 0, 3);
+            let (mut from_f32, mut from_bf16) = (PackedRows::default(), PackedRows::default());
+            from_f32.pack(columns, k, strides(columns, k, 0, &rows_data));
+            from_bf16.data = vec![0xdead_beef; 4096];
+            let (values, stride) = from_bf16.rows_mut(columns, k);
+            for (i, row) in rows_data[..columns * k].chunks_exact(k).enumerate() {
+                convert_to_bf16(row, &mut values[i * stride..][..k]);
+            }
+            assert_eq!(
+                from_f32.data,
+                from_bf16.data[..from_f32.data.len()],
+                "rows, {columns} x {k}"
+            );
+            assert_eq!(from_bf16.data.len(), from_f32.data.len());
         }
     }
 
