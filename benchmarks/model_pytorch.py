@@ -2,12 +2,15 @@
 """The PyTorch side of `alexnet bench model`: the same networks, batch sizes and thread counts.
 
     python3 benchmarks/model_pytorch.py --model alexnet --batch-size 32 --mode train [--channels-last]
+        [--bf16]
 
 The networks are built from the same layer tables as crates/alexnet-model/src/alexnet.rs: the
 paper's AlexNet (two towers as groups=2, LRN with the paper's constants: PyTorch divides alpha by
 n, so alpha = 5 * 1e-4), torchvision's single-tower alexnet-owt, and cuda-convnet's CIFAR net.
 A training step is forward, cross-entropy, backward and SGD (momentum 0.9, weight decay 5e-4);
-inference is the forward pass under torch.inference_mode(). Prints one JSON line.
+inference is the forward pass under torch.inference_mode(). With --bf16 the forward pass (and so
+its gradients) runs under torch.autocast("cpu", torch.bfloat16), PyTorch's mixed precision on CPU:
+what a PyTorch user would set against our model.precision = "bf16". Prints one JSON line.
 """
 import argparse
 import json
@@ -63,7 +66,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--bf16", action="store_true")
     args = parser.parse_args()
+    precision = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -81,14 +86,15 @@ def main():
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_function(model(images), targets)
+            with precision:
+                loss = loss_function(model(images), targets)
             loss.backward()
             optimizer.step()
     else:
         model.eval()
 
         def step():
-            with torch.inference_mode():
+            with torch.inference_mode(), precision:
                 model(images)
 
     for _ in range(args.warmup):
@@ -102,7 +108,7 @@ def main():
     print(json.dumps({
         "framework": "pytorch " + torch.__version__, "model": args.model, "mode": args.mode,
         "batch_size": args.batch_size, "threads": args.threads,
-        "channels_last": args.channels_last, "step_ms": step_ms,
+        "channels_last": args.channels_last, "bf16": args.bf16, "step_ms": step_ms,
         "images_per_second": args.batch_size / (step_ms / 1e3),
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))

@@ -275,9 +275,21 @@ fn interleave_rows(low: &[f32], high: Option<&[f32]>, pairs: usize, out: &mut [u
 }
 
 fn interleave_rows_portable(low: &[f32], high: Option<&[f32]>, pairs: usize, out: &mut [u32]) {
-    for (j, value) in low.iter().enumerate() {
-        let above = high.map_or(0.0, |h| h[j]);
-        out[j / PANEL * pairs * PANEL + j % PANEL] = pair(*value, above);
+    interleave_portable(low, high, pair, pairs, out);
+}
+
+/// Either interleave, one value at a time: `pair` makes a k-pair of two values (the second
+/// `T::default()` where there is no `high` row).
+fn interleave_portable<T: Copy + Default>(
+    low: &[T],
+    high: Option<&[T]>,
+    pair: impl Fn(T, T) -> u32,
+    pairs: usize,
+    out: &mut [u32],
+) {
+    for (j, &value) in low.iter().enumerate() {
+        let above = high.map_or(T::default(), |h| h[j]);
+        out[j / PANEL * pairs * PANEL + j % PANEL] = pair(value, above);
     }
     let columns = low.len();
     if !columns.is_multiple_of(PANEL) {
@@ -334,14 +346,8 @@ fn interleave_bf16_rows(low: &[u16], high: Option<&[u16]>, pairs: usize, out: &m
 }
 
 fn interleave_bf16_rows_portable(low: &[u16], high: Option<&[u16]>, pairs: usize, out: &mut [u32]) {
-    for (j, &value) in low.iter().enumerate() {
-        let above = high.map_or(0, |h| h[j]);
-        out[j / PANEL * pairs * PANEL + j % PANEL] = value as u32 | (above as u32) << 16;
-    }
-    let columns = low.len();
-    if !columns.is_multiple_of(PANEL) {
-        out[columns / PANEL * pairs * PANEL..][columns % PANEL..PANEL].fill(0);
-    }
+    let pair = |low: u16, high: u16| low as u32 | (high as u32) << 16;
+    interleave_portable(low, high, pair, pairs, out);
 }
 
 /// # Safety
@@ -665,15 +671,48 @@ mod tests {
         }
     }
 
-    #[test]
-    fn products_equal_the_bf16_rounded_definition() {
+    /// Whether this CPU lacks the instructions (the test is then skipped, and says so).
+    fn skipped_without_bf16() -> bool {
         if !available() {
             eprintln!("skipped: this CPU has no AVX512-BF16");
+        }
+        !available()
+    }
+
+    /// `c` (`m x n`) is `before + a . b` (`a` `m x k`, `b` `k x n`, both row-major) on
+    /// bf16-rounded operands, to f32's precision.
+    fn assert_product(
+        dims: [usize; 3],
+        a: &[f32],
+        b: &[f32],
+        before: &[f32],
+        c: &[f32],
+        what: &str,
+    ) {
+        let [m, n, k] = dims;
+        let round = |x: f32| from_bf16(to_bf16(x)) as f64;
+        for i in 0..m {
+            for j in 0..n {
+                let exact: f64 = (0..k)
+                    .map(|p| round(a[i * k + p]) * round(b[p * n + j]))
+                    .sum::<f64>()
+                    + before[i * n + j] as f64;
+                let got = c[i * n + j] as f64;
+                assert!(
+                    (got - exact).abs() < 1e-4 * (1.0 + exact.abs()),
+                    "{what}: c[{i}][{j}] {got} vs {exact}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn products_equal_the_bf16_rounded_definition() {
+        if skipped_without_bf16() {
             return;
         }
         // Odd sizes: rows and columns beyond whole tiles and panels, an odd k; every layout of
         // each operand, since each has its own packer.
-        let round = |x: f32| from_bf16(to_bf16(x)) as f64;
         for (m, n, k) in [(13, 37, 21), (6, 16, 2), (1, 70, 33)] {
             for (a_layout, b_layout) in (0..3).flat_map(|a| (0..3).map(move |b| (a, b))) {
                 let (a, a_data) = laid_out(m, k, a_layout, 0);
@@ -689,27 +728,15 @@ mod tests {
                     &mut c,
                     true,
                 );
-                for i in 0..m {
-                    for j in 0..n {
-                        let exact: f64 = (0..k)
-                            .map(|p| round(a[i * k + p]) * round(b[p * n + j]))
-                            .sum::<f64>()
-                            + before[i * n + j] as f64;
-                        let got = c[i * n + j] as f64;
-                        assert!(
-                            (got - exact).abs() < 1e-4 * (1.0 + exact.abs()),
-                            "{m}x{n}x{k}, layouts {a_layout}/{b_layout}: c[{i}][{j}] {got} vs {exact}"
-                        );
-                    }
-                }
+                let what = format!("{m}x{n}x{k}, layouts {a_layout}/{b_layout}");
+                assert_product([m, n, k], &a, &b, &before, &c, &what);
             }
         }
     }
 
     #[test]
     fn vector_packers_equal_the_portable_ones() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX512-BF16");
+        if skipped_without_bf16() {
             return;
         }
         // Lengths around the 16- and 32-value steps, odd ones included; values that round both
@@ -748,8 +775,7 @@ mod tests {
 
     #[test]
     fn operands_written_in_bf16_pack_as_the_f32_ones() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX512-BF16");
+        if skipped_without_bf16() {
             return;
         }
         // The two ways into each layout must agree: bf16 values written by the caller (the
@@ -801,8 +827,7 @@ mod tests {
 
     #[test]
     fn packed_operands_are_reused_across_sizes() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX512-BF16");
+        if skipped_without_bf16() {
             return;
         }
         // A larger operand first, then a smaller one into the same buffers: nothing of the first
@@ -819,18 +844,6 @@ mod tests {
         right.pack(5, 18, strides(5, 18, 1, &b_data));
         let mut c = vec![0.0; 3 * 18];
         gemm_bf16_packed(&left, &right, &mut c, false);
-        let round = |x: f32| from_bf16(to_bf16(x)) as f64;
-        for i in 0..3 {
-            for j in 0..18 {
-                let exact: f64 = (0..5)
-                    .map(|p| round(a[i * 5 + p]) * round(b[p * 18 + j]))
-                    .sum();
-                assert!(
-                    (c[i * 18 + j] as f64 - exact).abs() < 1e-4 * (1.0 + exact.abs()),
-                    "c[{i}][{j}] {} vs {exact}",
-                    c[i * 18 + j]
-                );
-            }
-        }
+        assert_product([3, 18, 5], &a, &b, &[0.0; 3 * 18], &c, "reused buffers");
     }
 }

@@ -206,7 +206,8 @@ fn im2col_strided<T: ColumnValue>(
     let [_, channels, kh, kw] = geometry.weight;
     let rows_per_kernel_row = kw * row_stride;
     let fill = |(r, rows): (usize, &mut [T])| {
-        T::kernel_row(image, geometry, group, r / kh, r % kh, rows, row_stride)
+        let source = KernelRow::new(image, geometry, group, r / kh, r % kh);
+        T::fill_kernel_row(&source, rows, row_stride)
     };
     if parallel {
         cols.par_chunks_mut(rows_per_kernel_row)
@@ -221,47 +222,67 @@ fn im2col_strided<T: ColumnValue>(
     }
 }
 
+/// What one kernel row of im2col reads: kernel row `kernel_row` of one input channel's plane.
+struct KernelRow<'a, T> {
+    geometry: &'a ConvGeometry,
+    plane: &'a [T],
+    kernel_row: usize,
+}
+
+impl<'a, T> KernelRow<'a, T> {
+    /// Kernel row `kernel_row` of input channel `channel` of `group`, over one image
+    /// (`[channels, height, width]`).
+    fn new(
+        image: &'a [T],
+        geometry: &'a ConvGeometry,
+        group: usize,
+        channel: usize,
+        kernel_row: usize,
+    ) -> Self {
+        let [_, _, height, width] = geometry.input;
+        let first = (group * geometry.weight[1] + channel) * height * width;
+        KernelRow {
+            geometry,
+            plane: &image[first..][..height * width],
+            kernel_row,
+        }
+    }
+
+    /// The input line output row `oh` meets, or `None` in the padding above or below.
+    fn line(&self, oh: usize) -> Option<&'a [T]> {
+        let [_, _, height, width] = self.geometry.input;
+        let (sh, ph) = (
+            self.geometry.params.stride[0],
+            self.geometry.params.padding[0],
+        );
+        let y = (oh * sh + self.kernel_row).checked_sub(ph)?;
+        (y < height).then(|| &self.plane[y * width..][..width])
+    }
+}
+
 /// What [`im2col_strided`] copies: f32 values, or bf16 ones (as u16).
 trait ColumnValue: Copy + Default + Send + Sync {
-    /// [`im2col_kernel_row`], or a faster one for this type.
-    #[allow(clippy::too_many_arguments)]
-    fn kernel_row(
-        image: &[Self],
-        geometry: &ConvGeometry,
-        group: usize,
-        c: usize,
-        i: usize,
-        rows: &mut [Self],
-        row_stride: usize,
-    ) {
-        im2col_kernel_row(image, geometry, group, c, i, rows, row_stride)
+    /// The `kw` rows (each `row_stride` apart in `rows`) of `source`'s kernel row: its own
+    /// taps, one for each kernel column.
+    fn fill_kernel_row(source: &KernelRow<Self>, rows: &mut [Self], row_stride: usize) {
+        im2col_kernel_row(source, rows, row_stride)
     }
 }
 
 impl ColumnValue for f32 {}
 
 impl ColumnValue for u16 {
-    fn kernel_row(
-        image: &[u16],
-        geometry: &ConvGeometry,
-        group: usize,
-        c: usize,
-        i: usize,
-        rows: &mut [u16],
-        row_stride: usize,
-    ) {
+    fn fill_kernel_row(source: &KernelRow<u16>, rows: &mut [u16], row_stride: usize) {
         #[cfg(target_arch = "x86_64")]
-        if geometry.params.stride[1] == 1
-            && geometry.output_size()[1] <= 32
+        if source.geometry.params.stride[1] == 1
+            && source.geometry.output_size()[1] <= 32
             && crate::bf16_gemm::available()
         {
             // SAFETY: the CPU has AVX512BW (bf16_gemm::available); the rows are one output row
             // of at most 32 values each.
-            return unsafe {
-                im2col_kernel_row_masked(image, geometry, group, c, i, rows, row_stride)
-            };
+            return unsafe { im2col_kernel_row_masked(source, rows, row_stride) };
         }
-        im2col_kernel_row(image, geometry, group, c, i, rows, row_stride)
+        im2col_kernel_row(source, rows, row_stride)
     }
 }
 
@@ -276,22 +297,10 @@ impl ColumnValue for u16 {
 /// at most 32 wide.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn im2col_kernel_row_masked(
-    image: &[u16],
-    geometry: &ConvGeometry,
-    group: usize,
-    c: usize,
-    i: usize,
-    rows: &mut [u16],
-    row_stride: usize,
-) {
+unsafe fn im2col_kernel_row_masked(source: &KernelRow<u16>, rows: &mut [u16], row_stride: usize) {
     use std::arch::x86_64::*;
-    let [_, _, height, width] = geometry.input;
-    let [_, channels, _, kw] = geometry.weight;
+    let geometry = source.geometry;
     let [ho, wo] = geometry.output_size();
-    let sh = geometry.params.stride[0];
-    let ph = geometry.params.padding[0];
     assert!(
         geometry.params.stride[1] == 1 && wo <= 32,
         "one masked store a row"
@@ -303,23 +312,24 @@ unsafe fn im2col_kernel_row_masked(
             (1u32 << count) - 1
         }
     };
-    let plane = &image[(group * channels + c) * height * width..][..height * width];
-    for j in 0..kw {
+    for j in 0..geometry.weight[3] {
         let (first, end, start) = geometry.tap_columns(j);
         // Lane x of a line's load is line[start + x - first]; only lanes first..end are read.
         let (run, all) = (lanes(end) & !lanes(first), lanes(wo));
         let row = &mut rows[j * row_stride..][..ho * wo];
         for (oh, out) in row.chunks_exact_mut(wo).enumerate() {
-            let y = (oh * sh + i) as isize - ph as isize;
-            let values = if y < 0 || y >= height as isize {
-                _mm512_setzero_si512()
-            } else {
-                let line = &plane[y as usize * width..][..width];
-                debug_assert!(start + (end - first) <= width);
-                let source = line.as_ptr().wrapping_add(start).wrapping_sub(first);
-                // SAFETY: the mask reads only line[start..start + end - first], inside the line
-                // (tap_columns).
-                unsafe { _mm512_maskz_loadu_epi16(run, source.cast()) }
+            let values = match source.line(oh) {
+                None => _mm512_setzero_si512(),
+                Some(line) => {
+                    assert!(
+                        start + (end - first) <= line.len(),
+                        "the run inside the line"
+                    );
+                    let lane_zero = line.as_ptr().wrapping_add(start).wrapping_sub(first);
+                    // SAFETY: the mask reads only line[start..start + end - first], inside the
+                    // line (asserted above).
+                    unsafe { _mm512_maskz_loadu_epi16(run, lane_zero.cast()) }
+                }
             };
             // SAFETY: `all` covers the wo values of `out`.
             unsafe { _mm512_mask_storeu_epi16(out.as_mut_ptr().cast(), all, values) };
@@ -327,33 +337,19 @@ unsafe fn im2col_kernel_row_masked(
     }
 }
 
-/// The `kw` rows of [`im2col`] that kernel row `i` of input channel `c` of the group fills.
-fn im2col_kernel_row<T: Copy + Default>(
-    image: &[T],
-    geometry: &ConvGeometry,
-    group: usize,
-    c: usize,
-    i: usize,
-    rows: &mut [T],
-    row_stride: usize,
-) {
-    let [_, _, height, width] = geometry.input;
-    let [_, channels, _, kw] = geometry.weight;
+/// The `kw` rows of [`im2col`] that `source`'s kernel row fills.
+fn im2col_kernel_row<T: Copy + Default>(source: &KernelRow<T>, rows: &mut [T], row_stride: usize) {
+    let geometry = source.geometry;
     let [ho, wo] = geometry.output_size();
-    let [sh, sw] = geometry.params.stride;
-    let ph = geometry.params.padding[0];
-    let positions = ho * wo;
-    let plane = &image[(group * channels + c) * height * width..][..height * width];
-    for j in 0..kw {
+    let sw = geometry.params.stride[1];
+    for j in 0..geometry.weight[3] {
         let (first, end, start) = geometry.tap_columns(j);
-        let row = &mut rows[j * row_stride..][..positions];
+        let row = &mut rows[j * row_stride..][..ho * wo];
         for (oh, out) in row.chunks_exact_mut(wo).enumerate() {
-            let y = (oh * sh + i) as isize - ph as isize;
-            if y < 0 || y >= height as isize {
+            let Some(line) = source.line(oh) else {
                 out.fill(T::default());
                 continue;
-            }
-            let line = &plane[y as usize * width..][..width];
+            };
             out[..first].fill(T::default());
             out[end..].fill(T::default());
             if sw == 1 {

@@ -683,7 +683,16 @@ mod tests {
         let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
         for entry in std::fs::read_dir(recipes).unwrap() {
             let path = entry.unwrap().path();
-            Recipe::load(Some(&path), &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            match Recipe::load(Some(&path), &[]) {
+                Ok(_) => {}
+                // A bf16 recipe is refused on a CPU without the instructions, and only there.
+                Err(e)
+                    if !alexnet_model::bf16_gemm::available() && e.to_string().contains("bf16") =>
+                {
+                    eprintln!("skipped {}: {e}", path.display())
+                }
+                Err(e) => panic!("{}: {e}", path.display()),
+            }
         }
     }
 }
