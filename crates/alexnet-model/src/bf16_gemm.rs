@@ -7,7 +7,7 @@
 //! a u32 per pair), the right as [`PackedPanels`] (panels of 16 columns, the two values of a
 //! k-pair of one column side by side), which is the layout the instruction reads. A caller that
 //! uses an operand more than once (a convolution's filters, for every image) packs it once; the
-//! packers convert 32 values an instruction where the operand's rows are contiguous. The kernel
+//! packers convert 16 values an instruction where the operand's rows are contiguous. The kernel
 //! computes 6 rows x 32 columns of the result at a time.
 
 /// Rows and columns of the result one kernel call computes.
@@ -30,7 +30,7 @@ pub fn available() -> bool {
 }
 
 /// f32 -> bf16, rounding to nearest even (NaN stays NaN). The vector packers' instruction
-/// (`vcvtne2ps2bf16`) gives the same for every normal value; it flushes subnormals to zero.
+/// (`vcvtneps2bf16`) gives the same for every normal value; it flushes subnormals to zero.
 pub fn to_bf16(value: f32) -> u16 {
     let bits = value.to_bits();
     if value.is_nan() {
@@ -108,9 +108,7 @@ impl PackedRows {
             }
         }
     }
-}
 
-impl PackedRows {
     /// The rows as bf16 values, for a caller that writes them itself (im2col straight into this
     /// layout): `rows` rows of `k` values, each `2 * pairs` long (the returned stride), with the
     /// pad after an odd `k` already zero.
@@ -139,6 +137,8 @@ pub struct PackedPanels {
     data: Vec<u32>,
     /// One column's pairs, when the columns are what is contiguous.
     column: Vec<u32>,
+    /// The rows in bf16, when the rows are what is contiguous.
+    rows: Vec<u16>,
 }
 
 impl PackedPanels {
@@ -150,11 +150,14 @@ impl PackedPanels {
         let (pairs, panels) = (self.pairs, columns.div_ceil(PANEL));
         self.data.resize(panels * pairs * PANEL, 0);
         if b.column_stride == 1 && k > 0 {
-            let row = |r: usize| &b.data[r * b.row_stride..][..columns];
-            for p in 0..pairs {
-                let high = (2 * p + 1 < k).then(|| row(2 * p + 1));
-                interleave_rows(row(2 * p), high, pairs, &mut self.data[p * PANEL..]);
+            // Converted row by row, then interleaved as bf16 rows are.
+            let mut rows = std::mem::take(&mut self.rows);
+            rows.resize(k * columns, 0);
+            for (r, row) in rows.chunks_exact_mut(columns).enumerate() {
+                convert_to_bf16(&b.data[r * b.row_stride..][..columns], row);
             }
+            self.pack_bf16(k, columns, &rows, columns);
+            self.rows = rows;
         } else if b.row_stride == 1 && k > 0 {
             // Each column's k values are contiguous: convert them, then spread the pairs.
             self.column.resize(pairs, 0);
@@ -218,124 +221,20 @@ impl PackedPanels {
     }
 }
 
-/// `values` (k of them) as k-pairs in `pairs` (`k.div_ceil(2)` of them), the last padded with 0.
+/// `values` (k of them) as k-pairs in `pairs` (`k.div_ceil(2)` of them), the last padded with 0:
+/// the values in order, two to a u32, the first in its low half (x86-64's byte order, the only
+/// one with the instructions).
 fn convert_pairs(values: &[f32], pairs: &mut [u32]) {
     debug_assert_eq!(pairs.len(), values.len().div_ceil(2));
-    #[cfg(target_arch = "x86_64")]
-    if available() {
-        // SAFETY: the CPU has the instructions (checked just above); the lengths match.
-        return unsafe { convert_pairs_avx512(values, pairs) };
-    }
-    convert_pairs_portable(values, pairs);
-}
-
-fn convert_pairs_portable(values: &[f32], pairs: &mut [u32]) {
-    for (p, packed) in pairs.iter_mut().enumerate() {
-        let high = values.get(2 * p + 1).copied().unwrap_or(0.0);
-        *packed = pair(values[2 * p], high);
+    let halves: &mut [u16] = bytemuck::cast_slice_mut(pairs);
+    convert_to_bf16(values, &mut halves[..values.len()]);
+    if values.len() % 2 == 1 {
+        halves[values.len()] = 0;
     }
 }
 
-/// # Safety
-///
-/// The CPU has AVX512F, AVX512BW and AVX512-BF16; `pairs.len() == values.len().div_ceil(2)`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn convert_pairs_avx512(values: &[f32], pairs: &mut [u32]) {
-    use std::arch::x86_64::*;
-    for (start, out) in (0..values.len()).step_by(32).zip(pairs.chunks_mut(PANEL)) {
-        let left = values.len() - start;
-        let low_mask = lanes_mask(left.min(PANEL));
-        let high_mask = lanes_mask(left.saturating_sub(PANEL).min(PANEL));
-        // SAFETY: the masks keep both loads inside `values` and the store inside `out`, which
-        // holds the `left.div_ceil(2)` pairs (at most 16) of this step.
-        unsafe {
-            let low = _mm512_maskz_loadu_ps(low_mask, values.as_ptr().add(start));
-            let high = _mm512_maskz_loadu_ps(high_mask, values.as_ptr().add(start + PANEL));
-            // The 32 values in order, low's 16 first: exactly their 16 pairs.
-            let converted = _mm512_cvtne2ps_pbh(high, low);
-            _mm512_mask_storeu_epi32(
-                out.as_mut_ptr().cast(),
-                lanes_mask(out.len()),
-                std::mem::transmute::<__m512bh, __m512i>(converted),
-            );
-        }
-    }
-}
-
-/// Panel pair rows `low` and `high` (zero where `None`) of every panel: for panel `q`, the
-/// pairs of its 16 columns at `out[q * pairs * 16..][..16]`.
-fn interleave_rows(low: &[f32], high: Option<&[f32]>, pairs: usize, out: &mut [u32]) {
-    #[cfg(target_arch = "x86_64")]
-    if available() {
-        // SAFETY: the CPU has the instructions; `out` holds every panel's 16 lanes of this pair.
-        return unsafe { interleave_rows_avx512(low, high, pairs, out) };
-    }
-    interleave_rows_portable(low, high, pairs, out);
-}
-
-fn interleave_rows_portable(low: &[f32], high: Option<&[f32]>, pairs: usize, out: &mut [u32]) {
-    interleave_portable(low, high, pair, pairs, out);
-}
-
-/// Either interleave, one value at a time: `pair` makes a k-pair of two values (the second
-/// `T::default()` where there is no `high` row).
-fn interleave_portable<T: Copy + Default>(
-    low: &[T],
-    high: Option<&[T]>,
-    pair: impl Fn(T, T) -> u32,
-    pairs: usize,
-    out: &mut [u32],
-) {
-    for (j, &value) in low.iter().enumerate() {
-        let above = high.map_or(T::default(), |h| h[j]);
-        out[j / PANEL * pairs * PANEL + j % PANEL] = pair(value, above);
-    }
-    let columns = low.len();
-    if !columns.is_multiple_of(PANEL) {
-        out[columns / PANEL * pairs * PANEL..][columns % PANEL..PANEL].fill(0);
-    }
-}
-
-/// # Safety
-///
-/// As [`interleave_rows`]' fallback: the CPU has AVX512F, AVX512BW and AVX512-BF16, `high` is as
-/// long as `low`, and `out` reaches lane 16 of the last panel.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn interleave_rows_avx512(low: &[f32], high: Option<&[f32]>, pairs: usize, out: &mut [u32]) {
-    use std::arch::x86_64::*;
-    // Converted, the 16 low values come first and the 16 high ones after; the pairs interleave
-    // them: lane c of the result is (low[c], high[c]).
-    let order = _mm512_set_epi16(
-        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
-        19, 3, 18, 2, 17, 1, 16, 0,
-    );
-    for (q, start) in (0..low.len()).step_by(PANEL).enumerate() {
-        let mask = lanes_mask((low.len() - start).min(PANEL));
-        assert!(
-            out.len() >= q * pairs * PANEL + PANEL,
-            "out holds panel {q}"
-        );
-        // SAFETY: the mask keeps the loads inside the rows; the store is inside `out` (above).
-        unsafe {
-            let below = _mm512_maskz_loadu_ps(mask, low.as_ptr().add(start));
-            let above = match high {
-                Some(h) => _mm512_maskz_loadu_ps(mask, h.as_ptr().add(start)),
-                None => _mm512_setzero_ps(),
-            };
-            let converted =
-                std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(above, below));
-            let pairs_of_lanes = _mm512_permutexvar_epi16(order, converted);
-            _mm512_storeu_si512(
-                out.as_mut_ptr().add(q * pairs * PANEL).cast(),
-                pairs_of_lanes,
-            );
-        }
-    }
-}
-
-/// [`interleave_rows`] for rows already in bf16.
+/// Pair rows `low` and `high` (zero where `None`) of every panel: for panel `q`, the pairs of
+/// its 16 columns at `out[q * pairs * 16..][..16]`.
 fn interleave_bf16_rows(low: &[u16], high: Option<&[u16]>, pairs: usize, out: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     if available() {
@@ -346,13 +245,20 @@ fn interleave_bf16_rows(low: &[u16], high: Option<&[u16]>, pairs: usize, out: &m
 }
 
 fn interleave_bf16_rows_portable(low: &[u16], high: Option<&[u16]>, pairs: usize, out: &mut [u32]) {
-    let pair = |low: u16, high: u16| low as u32 | (high as u32) << 16;
-    interleave_portable(low, high, pair, pairs, out);
+    for (j, &value) in low.iter().enumerate() {
+        let above = high.map_or(0, |h| h[j]);
+        out[j / PANEL * pairs * PANEL + j % PANEL] = value as u32 | (above as u32) << 16;
+    }
+    let columns = low.len();
+    if !columns.is_multiple_of(PANEL) {
+        out[columns / PANEL * pairs * PANEL..][columns % PANEL..PANEL].fill(0);
+    }
 }
 
 /// # Safety
 ///
-/// As [`interleave_rows_avx512`]'s, and the CPU has AVX512VL.
+/// The CPU has AVX512F, AVX512BW and AVX512VL, `high` is as long as `low`, and `out` reaches
+/// lane 16 of the last panel.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn interleave_bf16_rows_avx512(
@@ -388,7 +294,13 @@ unsafe fn interleave_bf16_rows_avx512(
     }
 }
 
-/// `values` rounded to bf16 into `out` (as long).
+/// `values` rounded to bf16 into `out`, resized to as many: a buffer kept across calls.
+pub fn convert_into(values: &[f32], out: &mut Vec<u16>) {
+    out.resize(values.len(), 0);
+    convert_to_bf16(values, out);
+}
+
+/// `values` rounded to bf16 into `out` (as long): 16 values an instruction (`vcvtneps2bf16`).
 pub fn convert_to_bf16(values: &[f32], out: &mut [u16]) {
     assert_eq!(values.len(), out.len(), "one bf16 per value");
     #[cfg(target_arch = "x86_64")]
@@ -739,34 +651,36 @@ mod tests {
         if skipped_without_bf16() {
             return;
         }
-        // Lengths around the 16- and 32-value steps, odd ones included; values that round both
-        // ways and ties.
+        // Lengths around the 16-value step, odd ones included; values that round both ways and
+        // ties.
         for length in [1, 2, 15, 16, 17, 31, 32, 33, 47, 70] {
             let (values, _) = laid_out(2, length, 0, length);
             let mut values = values;
             values[0] = 1.0 + 1.0 / 256.0;
             let (low, high) = values.split_at(length);
-            let (mut fast, mut slow) = (
-                vec![7u32; length.div_ceil(2)],
-                vec![9u32; length.div_ceil(2)],
-            );
+            let mut fast = vec![7u32; length.div_ceil(2)];
             convert_pairs(low, &mut fast);
-            convert_pairs_portable(low, &mut slow);
+            let slow: Vec<u32> = (0..length.div_ceil(2))
+                .map(|p| pair(low[2 * p], low.get(2 * p + 1).copied().unwrap_or(0.0)))
+                .collect();
             assert_eq!(fast, slow, "convert_pairs, {length} values");
+            let (mut low_bf16, mut high_bf16) = (vec![0u16; length], vec![0u16; length]);
+            convert_to_bf16(low, &mut low_bf16);
+            convert_to_bf16(high, &mut high_bf16);
             let panels = length.div_ceil(PANEL);
-            for high in [Some(high), None] {
+            for high in [Some(&high_bf16[..]), None] {
                 let (mut fast, mut slow) = (
                     vec![7u32; panels * 3 * PANEL],
                     vec![9u32; panels * 3 * PANEL],
                 );
-                interleave_rows(low, high, 3, &mut fast);
-                interleave_rows_portable(low, high, 3, &mut slow);
+                interleave_bf16_rows(&low_bf16, high, 3, &mut fast);
+                interleave_bf16_rows_portable(&low_bf16, high, 3, &mut slow);
                 for q in 0..panels {
                     let lanes = q * 3 * PANEL..q * 3 * PANEL + PANEL;
                     assert_eq!(
                         fast[lanes.clone()],
                         slow[lanes],
-                        "interleave_rows, {length} columns"
+                        "interleave_bf16_rows, {length} columns"
                     );
                 }
             }

@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::bf16_gemm::{PackedPanels, PackedRows, Strided, convert_to_bf16, gemm_bf16_packed};
+use crate::bf16_gemm::{PackedPanels, PackedRows, Strided, convert_into, gemm_bf16_packed};
 
 /// Shapes and options of one convolution (symmetric padding, no dilation: what AlexNet uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,13 +157,6 @@ struct Bf16Scratch {
     panels: PackedPanels,
 }
 
-impl Bf16Scratch {
-    fn convert(&mut self, image: &[f32]) {
-        self.image.resize(image.len(), 0);
-        convert_to_bf16(image, &mut self.image);
-    }
-}
-
 /// With `model.precision = "bf16"`, each group's filters packed once for every image's product:
 /// `W_g` (Cout/g x R) for the forward pass, `W_g^T` for the input gradient.
 fn packed_filters(weight: &[f32], geometry: &ConvGeometry, transpose: bool) -> Vec<PackedRows> {
@@ -289,7 +282,7 @@ impl ColumnValue for u16 {
 /// [`im2col_kernel_row`] for bf16 values, stride 1 along the row and output rows of at most 32
 /// values: each output row is one masked load and one masked store, padding included. The
 /// generic fills and copies of a few values each became calls to `memset` and `memcpy` that took
-/// 16% of an alexnet-cifar step in bf16.
+/// 17% of an alexnet-cifar step in bf16 (`docs/results.md`).
 ///
 /// # Safety
 ///
@@ -489,7 +482,7 @@ pub fn conv2d_forward(
             |(cols, scratch), (n, out)| {
                 let image = &x[n * image_size..][..image_size];
                 if bf16_filters.is_some() {
-                    scratch.convert(image);
+                    convert_into(image, &mut scratch.image);
                 }
                 for g in 0..groups {
                     let y = &mut out[g * group_out * positions..][..group_out * positions];
@@ -554,8 +547,7 @@ pub fn conv2d_weight_grad(x: &[f32], output_grad: &[f32], geometry: &ConvGeometr
             for n in run {
                 let image = &x[n * image_size..][..image_size];
                 if bf16 {
-                    image_bf16.resize(image_size, 0);
-                    convert_to_bf16(image, &mut image_bf16);
+                    convert_into(image, &mut image_bf16);
                 }
                 for g in 0..groups {
                     let dy = &output_grad[n * grad_size + g * group_out * positions..]
