@@ -22,6 +22,7 @@
 use rayon::prelude::*;
 
 use crate::conv_im2col::{self, ConvGeometry};
+use crate::parallel_zeros::zeros;
 
 /// Whether the convolution is one this kernel computes: 3x3, stride 1, padding 1, f32.
 pub fn applies(geometry: &ConvGeometry) -> bool {
@@ -114,7 +115,7 @@ pub fn conv2d_forward(
     }
 
     // V: [Cin][xi][T], each input channel's rows written by one thread.
-    let mut v = vec![0.0f32; in_channels * 16 * tiles];
+    let mut v = zeros::<f32>(in_channels * 16 * tiles);
     v.par_chunks_mut(16 * tiles)
         .enumerate()
         .for_each(|(c, rows)| {
@@ -148,7 +149,7 @@ pub fn conv2d_forward(
 
     // M: [xi][Cout][T] = U[xi] . V[xi], group by group: each thread takes whole tile positions
     // and runs their products on one core (as im2col's threads take whole images).
-    let mut m = vec![0.0f32; 16 * out_channels * tiles];
+    let mut m = zeros::<f32>(16 * out_channels * tiles);
     m.par_chunks_mut(out_channels * tiles)
         .enumerate()
         .for_each(|(xi, products)| {
@@ -188,7 +189,7 @@ pub fn conv2d_forward(
 
     // Y = A^T M A plus the bias, each map of the output (one image, one channel) written in
     // place by one thread.
-    let mut output = vec![0.0f32; batch * out_channels * plane];
+    let mut output = zeros::<f32>(batch * out_channels * plane);
     output
         .par_chunks_mut(plane)
         .enumerate()

@@ -27,6 +27,7 @@ pub mod linear_op;
 pub mod lrn;
 pub mod lrn_kernel;
 pub mod lrn_op;
+mod parallel_zeros;
 pub mod pool_kernel;
 pub mod pool_op;
 pub mod summary;
@@ -35,6 +36,7 @@ pub mod tanh_op;
 mod test_values;
 pub mod tower_exchange;
 pub mod towers;
+mod vectorized;
 
 pub use alexnet::AlexNet;
 pub use config::{Activation, Arch, Init, ModelConfig, ModelError, Pooling, Precision};

@@ -224,10 +224,20 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
+        // The paper's constants (beta = 3/4 has its own path) and others (the general power).
+        gradient_matches_finite_differences_with(LrnConfig::default());
+        gradient_matches_finite_differences_with(LrnConfig {
+            size: 3,
+            k: 1.0,
+            alpha: 3e-4,
+            beta: 0.5,
+        });
+    }
+
+    fn gradient_matches_finite_differences_with(config: LrnConfig) {
         let shape = [2, 6, 2, 2];
         let input = pseudo_random(shape.iter().product(), 7, 80.0);
         let weights = pseudo_random(input.len(), 11, 1.0);
-        let config = LrnConfig::default();
         // Loss = sum(w * lrn(x)), so dLoss/dx is a full vector-Jacobian product.
         let loss = |x: &[f32]| -> f64 {
             lrn_reference_f64(x, shape, &config)

@@ -33,110 +33,67 @@ use crate::lrn_kernel::{lrn_backward, lrn_forward};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait LrnBackend: Backend {
-    /// `[batch, channels, height, width]` -> `a * (k + alpha * window sum of a^2)^-beta`.
+    /// `a p`, Section 3.3's normalized activity.
     fn local_response_norm(activity: FloatTensor<Self>, config: LrnConfig) -> FloatTensor<Self> {
-        Self::local_response_norm_saving(activity, config).0
-    }
-
-    /// The output, with `s` and `p` kept for the backward pass.
-    fn local_response_norm_saving(
-        activity: FloatTensor<Self>,
-        config: LrnConfig,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         composed_forward::<Self>(activity, config)
     }
 
-    /// `dL/da` from the output's gradient and what the forward pass kept.
+    /// `dL/da` from the input and the output's gradient: `s` and `p` are computed again, which
+    /// costs less than keeping them (two more tensors the size of the input).
     fn local_response_norm_backward(
         activity: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-        power: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         config: LrnConfig,
     ) -> FloatTensor<Self> {
-        composed_backward::<Self>(activity, scale, power, grad, config)
+        composed_backward::<Self>(activity, grad, config)
     }
 }
 
-/// The forward pass in tensor operations (output, `s`, `p`): the trait's default, and flex's for
-/// other dtypes.
-fn composed_forward<B: Backend>(
-    activity: FloatTensor<B>,
-    config: LrnConfig,
-) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
-    let (scale, power) = scale_and_power::<B>(activity.clone(), config);
-    (B::float_mul(activity, power.clone()), scale, power)
+fn composed_forward<B: Backend>(activity: FloatTensor<B>, config: LrnConfig) -> FloatTensor<B> {
+    let (_, power) = scale_and_power::<B>(activity.clone(), config);
+    B::float_mul(activity, power)
 }
 
-/// The backward pass in tensor operations: the trait's default, and flex's for other dtypes.
 fn composed_backward<B: Backend>(
     activity: FloatTensor<B>,
-    scale: FloatTensor<B>,
-    power: FloatTensor<B>,
     grad: FloatTensor<B>,
-    LrnConfig {
-        size, alpha, beta, ..
-    }: LrnConfig,
+    config: LrnConfig,
 ) -> FloatTensor<B> {
+    let (scale, power) = scale_and_power::<B>(activity.clone(), config);
     let weighted = B::float_div(
         B::float_mul(B::float_mul(grad.clone(), activity.clone()), power.clone()),
         scale,
     );
-    let spread = B::float_mul(activity, window_sum::<B>(weighted, size));
+    let spread = B::float_mul(activity, window_sum::<B>(weighted, config.size));
     B::float_sub(
         B::float_mul(grad, power),
-        B::float_mul_scalar(spread, (2.0 * alpha * beta).into()),
+        B::float_mul_scalar(spread, (2.0 * config.alpha * config.beta).into()),
     )
 }
 
-/// On flex, the direct loops of `lrn_kernel.rs` (for f32; other dtypes take the tensor
-/// operations of the trait's default bodies).
 impl LrnBackend for Flex {
-    fn local_response_norm_saving(
-        activity: FlexTensor,
-        config: LrnConfig,
-    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+    fn local_response_norm(activity: FlexTensor, config: LrnConfig) -> FlexTensor {
         if activity.dtype() != DType::F32 {
             return composed_forward::<Self>(activity, config);
         }
         let shape = dims(&activity);
         let activity = activity.to_contiguous();
-        let (output, scale, power) =
-            lrn_forward(floats(&activity), shape[2] * shape[3], shape[1], config);
-        (
-            tensor(output, shape),
-            tensor(scale, shape),
-            tensor(power, shape),
-        )
+        let output = lrn_forward(floats(&activity), shape[2] * shape[3], shape[1], config);
+        tensor(output, shape)
     }
 
     fn local_response_norm_backward(
         activity: FlexTensor,
-        scale: FlexTensor,
-        power: FlexTensor,
         grad: FlexTensor,
         config: LrnConfig,
     ) -> FlexTensor {
-        if [&activity, &scale, &power, &grad]
-            .iter()
-            .any(|t| t.dtype() != DType::F32)
-        {
-            return composed_backward::<Self>(activity, scale, power, grad, config);
+        if [&activity, &grad].iter().any(|t| t.dtype() != DType::F32) {
+            return composed_backward::<Self>(activity, grad, config);
         }
         let shape = dims(&activity);
-        let (activity, scale, power, grad) = (
-            activity.to_contiguous(),
-            scale.to_contiguous(),
-            power.to_contiguous(),
-            grad.to_contiguous(),
-        );
+        let (activity, grad) = (activity.to_contiguous(), grad.to_contiguous());
         let input_grad = lrn_backward(
-            [
-                floats(&activity),
-                floats(&scale),
-                floats(&power),
-                floats(&grad),
-            ],
+            [floats(&activity), floats(&grad)],
             shape[2] * shape[3],
             shape[1],
             config,
@@ -145,7 +102,6 @@ impl LrnBackend for Flex {
     }
 }
 
-/// Sum over the `size` maps centred on each map (maps beyond the edges count as zero).
 fn window_sum<B: Backend>(tensor: FloatTensor<B>, size: usize) -> FloatTensor<B> {
     let shape = tensor.shape();
     let [batch, channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
@@ -200,13 +156,13 @@ fn scale_and_power<B: Backend>(
 struct LrnBackward;
 
 impl<B: Backend + LrnBackend> Backward<B, 1> for LrnBackward {
-    /// The input, `s`, `p` and the constants.
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, LrnConfig);
+    /// The input and the constants.
+    type State = (FloatTensor<B>, LrnConfig);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (activity, scale, power, config) = ops.state;
+        let (activity, config) = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            B::local_response_norm_backward(activity, scale, power, grad, config)
+            B::local_response_norm_backward(activity, grad, config)
         });
     }
 }
@@ -214,8 +170,8 @@ impl<B: Backend + LrnBackend> Backward<B, 1> for LrnBackward {
 impl<B: Backend + LrnBackend, C: CheckpointStrategy> LrnBackend for Autodiff<B, C> {
     fn local_response_norm(activity: FloatTensor<Self>, config: LrnConfig) -> FloatTensor<Self> {
         let saving = |[activity]: [FloatTensor<B>; 1]| {
-            let (output, scale, power) = B::local_response_norm_saving(activity.clone(), config);
-            (output, (activity, scale, power, config), ())
+            let output = B::local_response_norm(activity.clone(), config);
+            (output, (activity, config), ())
         };
         let plain =
             |[activity]: [FloatTensor<B>; 1]| (B::local_response_norm(activity, config), ());

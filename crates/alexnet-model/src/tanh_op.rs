@@ -18,6 +18,7 @@ use burn::tensor::{DType, TensorData};
 use wide::f32x8;
 
 use crate::autodiff_op::differentiable;
+use crate::parallel_zeros::zeros;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait TanhBackend: Backend {
@@ -49,7 +50,7 @@ fn burns_tanh<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
 
 /// `tanh` of every value, eight at a time.
 pub fn tanh_values(x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = zeros::<f32>(x.len());
     let mut chunks = x.chunks_exact(8);
     for (out, lanes) in y.chunks_exact_mut(8).zip(&mut chunks) {
         let lanes: [f32; 8] = lanes.try_into().expect("chunks of 8");
