@@ -337,7 +337,7 @@ unsafe fn convert_to_bf16_avx512(values: &[f32], out: &mut [u16]) {
 
 /// The first `count` (at most 16) lanes.
 #[cfg(target_arch = "x86_64")]
-fn lanes_mask(count: usize) -> u16 {
+pub(crate) fn lanes_mask(count: usize) -> u16 {
     if count >= PANEL {
         u16::MAX
     } else {

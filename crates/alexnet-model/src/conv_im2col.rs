@@ -61,6 +61,14 @@ impl ConvGeometry {
         self.weight[1] * self.weight[2] * self.weight[3]
     }
 
+    /// The input row that output row `oh` meets through kernel row `kernel_row`, or `None` in
+    /// the padding above or below.
+    fn input_row(&self, oh: usize, kernel_row: usize) -> Option<usize> {
+        let (sh, ph) = (self.params.stride[0], self.params.padding[0]);
+        let y = (oh * sh + kernel_row).checked_sub(ph)?;
+        (y < self.input[2]).then_some(y)
+    }
+
     /// For kernel column `j`: the output columns `first..end` whose tap lands inside an input
     /// line (`ow * sw + j - pw` in `0..width`; those before and after meet the padding), and the
     /// input column that `first` reads.
@@ -244,13 +252,9 @@ impl<'a, T> KernelRow<'a, T> {
 
     /// The input line output row `oh` meets, or `None` in the padding above or below.
     fn line(&self, oh: usize) -> Option<&'a [T]> {
-        let [_, _, height, width] = self.geometry.input;
-        let (sh, ph) = (
-            self.geometry.params.stride[0],
-            self.geometry.params.padding[0],
-        );
-        let y = (oh * sh + self.kernel_row).checked_sub(ph)?;
-        (y < height).then(|| &self.plane[y * width..][..width])
+        let width = self.geometry.input[3];
+        let y = self.geometry.input_row(oh, self.kernel_row)?;
+        Some(&self.plane[y * width..][..width])
     }
 }
 
@@ -366,17 +370,13 @@ fn col2im(cols: &[f32], geometry: &ConvGeometry, group: usize, image: &mut [f32]
         // SAFETY: the CPU has AVX512F; the stride along the rows is 1.
         return unsafe { col2im_rows_avx512(cols, geometry, group, image) };
     }
-    col2im_with(cols, geometry, group, image, |line, values| {
-        for (target, v) in line.iter_mut().zip(values) {
-            *target += v;
-        }
-    });
+    col2im_portable(cols, geometry, group, image);
 }
 
 /// [`col2im`] for stride 1 along the rows: each input line gathers the contributions of a kernel
 /// row's `kw` taps in a register, 16 columns at a time under masks, and is read and written once.
 /// Added tap by tap, each tap's run a column to the right of the last one's, every load waited
-/// on the overlapping store before it: col2im took 13% of an alexnet-cifar step in bf16 (`perf`),
+/// on the overlapping store before it: col2im took 13% of an alexnet-cifar step in bf16 (`docs/results.md`),
 /// with AVX-512 or without.
 ///
 /// # Safety
@@ -390,28 +390,24 @@ unsafe fn col2im_rows_avx512(
     group: usize,
     image: &mut [f32],
 ) {
+    use crate::bf16_gemm::lanes_mask;
     use std::arch::x86_64::*;
     let [_, _, height, width] = geometry.input;
     let [_, channels, kh, kw] = geometry.weight;
     let [ho, wo] = geometry.output_size();
-    let ph = geometry.params.padding[0];
     assert!(geometry.params.stride[1] == 1, "stride 1 along the rows");
     let positions = ho * wo;
-    let lanes = |from: usize, to: usize| -> __mmask16 {
-        let bits = |n: usize| if n >= 16 { u16::MAX } else { (1u16 << n) - 1 };
-        bits(to) & !bits(from)
-    };
+    let lanes = |from: usize, to: usize| lanes_mask(to) & !lanes_mask(from);
     let taps: Vec<_> = (0..kw).map(|j| geometry.tap_columns(j)).collect();
     for c in 0..channels {
         let plane = &mut image[(group * channels + c) * height * width..][..height * width];
         for i in 0..kh {
             let kernel_row = &cols[(c * kh + i) * kw * positions..][..kw * positions];
             for oh in 0..ho {
-                let y = (oh * geometry.params.stride[0] + i) as isize - ph as isize;
-                if y < 0 || y >= height as isize {
+                let Some(y) = geometry.input_row(oh, i) else {
                     continue;
-                }
-                let line = &mut plane[y as usize * width..][..width];
+                };
+                let line = &mut plane[y * width..][..width];
                 for x0 in (0..width).step_by(16) {
                     let in_line = lanes(0, width - x0);
                     // SAFETY: the mask covers line[x0..width].
@@ -439,21 +435,12 @@ unsafe fn col2im_rows_avx512(
     }
 }
 
-/// The loops of [`col2im`], with `add(line, values)` for `line[i] += values[i]` along a run of
-/// stride 1.
-#[inline(always)]
-fn col2im_with(
-    cols: &[f32],
-    geometry: &ConvGeometry,
-    group: usize,
-    image: &mut [f32],
-    add: impl Fn(&mut [f32], &[f32]),
-) {
+/// [`col2im`] tap by tap, for any stride (the CPUs without AVX-512).
+fn col2im_portable(cols: &[f32], geometry: &ConvGeometry, group: usize, image: &mut [f32]) {
     let [_, _, height, width] = geometry.input;
     let [_, channels, kh, kw] = geometry.weight;
     let [ho, wo] = geometry.output_size();
-    let [sh, sw] = geometry.params.stride;
-    let ph = geometry.params.padding[0];
+    let sw = geometry.params.stride[1];
     let positions = ho * wo;
     for c in 0..channels {
         let plane = &mut image[(group * channels + c) * height * width..][..height * width];
@@ -462,13 +449,15 @@ fn col2im_with(
                 let row = &cols[((c * kh + i) * kw + j) * positions..][..positions];
                 let (first, end, start) = geometry.tap_columns(j);
                 for (oh, values) in row.chunks_exact(wo).enumerate() {
-                    let y = (oh * sh + i) as isize - ph as isize;
-                    if y < 0 || y >= height as isize {
+                    let Some(y) = geometry.input_row(oh, i) else {
                         continue;
-                    }
-                    let line = &mut plane[y as usize * width..][..width];
+                    };
+                    let line = &mut plane[y * width..][..width];
                     if sw == 1 {
-                        add(&mut line[start..start + end - first], &values[first..end]);
+                        let run = &mut line[start..start + end - first];
+                        for (target, v) in run.iter_mut().zip(&values[first..end]) {
+                            *target += v;
+                        }
                     } else {
                         for (x, v) in (start..).step_by(sw).zip(&values[first..end]) {
                             line[x] += v;

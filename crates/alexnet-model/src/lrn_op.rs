@@ -14,8 +14,10 @@
 //!
 //! (`W(i)` is symmetric: map i is in map j's window exactly when j is in i's.)
 //!
-//! The trait's default bodies write both passes with tensor operations (what a GPU backend would
-//! run); on flex both are the direct loops of `lrn_kernel.rs`.
+//! The backward pass takes the input alone and computes `s` and `p` again: keeping them would
+//! hold two more tensors the input's size from the forward pass to the backward. The trait's
+//! default bodies write both passes with tensor operations (what a GPU backend would run); on
+//! flex both are the direct loops of `lrn_kernel.rs`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -33,7 +35,7 @@ use crate::lrn_kernel::{lrn_backward, lrn_forward};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait LrnBackend: Backend {
-    /// `a p`, Section 3.3's normalized activity.
+    /// `[batch, channels, height, width]` -> `a * (k + alpha * window sum of a^2)^-beta`.
     fn local_response_norm(activity: FloatTensor<Self>, config: LrnConfig) -> FloatTensor<Self> {
         composed_forward::<Self>(activity, config)
     }
@@ -49,11 +51,14 @@ pub trait LrnBackend: Backend {
     }
 }
 
+/// The forward pass in tensor operations: the trait's default, and flex's for other dtypes.
 fn composed_forward<B: Backend>(activity: FloatTensor<B>, config: LrnConfig) -> FloatTensor<B> {
     let (_, power) = scale_and_power::<B>(activity.clone(), config);
     B::float_mul(activity, power)
 }
 
+/// The backward pass in tensor operations, `s` and `p` computed again: the trait's default, and
+/// flex's for other dtypes.
 fn composed_backward<B: Backend>(
     activity: FloatTensor<B>,
     grad: FloatTensor<B>,
@@ -71,6 +76,8 @@ fn composed_backward<B: Backend>(
     )
 }
 
+/// On flex, the direct loops of `lrn_kernel.rs` (for f32; other dtypes take the tensor
+/// operations of the trait's default bodies).
 impl LrnBackend for Flex {
     fn local_response_norm(activity: FlexTensor, config: LrnConfig) -> FlexTensor {
         if activity.dtype() != DType::F32 {

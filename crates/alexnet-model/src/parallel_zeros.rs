@@ -2,8 +2,8 @@
 //!
 //! A pass's output comes from the allocator's pool of large blocks (`alexnet-alloc`), which hands
 //! back last step's block as it was, so `vec![0.0; n]` zeroes it with one `memset` on the calling
-//! thread while the pool's threads wait: 3.6% of an alexnet-cifar step in bf16 (`perf record`,
-//! the main thread's samples), with both cores' worth of work stopped behind it.
+//! thread while the pool's threads wait: 3.6% of an alexnet-cifar step in bf16, all of it on the
+//! main thread (`perf record`, `docs/results.md`), with both cores' worth of work stopped behind it.
 
 use std::mem::MaybeUninit;
 
@@ -17,7 +17,13 @@ pub fn zeros<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
     if len <= CHUNK {
         return vec![T::default(); len];
     }
-    let mut values = Vec::with_capacity(len);
+    zeroed(Vec::with_capacity(len), len)
+}
+
+/// `values` emptied and then `len` zeros in its place, whatever its memory held.
+fn zeroed<T: Copy + Default + Send + Sync>(mut values: Vec<T>, len: usize) -> Vec<T> {
+    values.clear();
+    values.reserve(len);
     values.spare_capacity_mut()[..len]
         .par_chunks_mut(CHUNK)
         .for_each(|chunk| chunk.fill(MaybeUninit::new(T::default())));
@@ -32,14 +38,16 @@ mod tests {
 
     #[test]
     fn every_value_is_zero_whatever_the_block_held() {
-        // A block freed dirty and asked for again is what the allocator's pool hands back.
+        // The block's old values stay in its memory (a fresh allocation could be zero already,
+        // from the OS, and hide a value left unwritten).
         for len in [0, 5, CHUNK, CHUNK + 1, 3 * CHUNK + 17] {
-            drop(vec![7.5f32; len]);
-            let values = zeros::<f32>(len);
+            let values = zeroed(vec![7.5f32; len], len);
             assert_eq!(values.len(), len);
             assert!(values.iter().all(|&v| v == 0.0), "length {len}");
-            let positions = zeros::<i32>(len);
+            let positions = zeroed(vec![-3i32; len + 9], len);
+            assert_eq!(positions.len(), len);
             assert!(positions.iter().all(|&v| v == 0), "length {len}");
+            assert_eq!(zeros::<f32>(len), vec![0.0; len]);
         }
     }
 }

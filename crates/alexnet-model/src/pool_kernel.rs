@@ -61,7 +61,7 @@ pub fn max_pool_forward(
             |columns, ((out, at), plane)| {
                 vectorized(
                     #[inline(always)]
-                    || columns.pool_plane(plane, size, window, out, at),
+                    || columns.pool_plane(plane, size, window, (out, at)),
                 )
             },
         );
@@ -73,15 +73,14 @@ pub fn max_pool_forward(
 /// by 2 along the rows (the paper's 3x3 at stride 2, and 2x2 at 2) the second step runs over all
 /// the rows' columns as one array, with rows of an even number of columns (a padding column
 /// where the plane's width is odd), 16 windows at a time (`pool_pairs_avx512`). pool1 at batch
-/// 128 (`examples/norm_pool`): 7.8-9.1 ms with scalar loops, 5.2 with the first step vectorised,
-/// 1.3-2.2 with the second too.
+/// 128 (`examples/norm_pool`): 7.75 ms with one loop of windows per row (29be5b1), 1.3-1.6 so.
 #[derive(Clone)]
 struct ColumnMaxima {
     /// `[rows of windows, row]`, rows `row` long.
     max: Vec<f32>,
     at: Vec<i32>,
     row: usize,
-    /// The windows along the rows, `row / 2` a row, the last of each unused.
+    /// The windows along the rows, `row / 2` a row, of which the first `wo` are the output's.
     pooled: Vec<f32>,
     pooled_at: Vec<i32>,
 }
@@ -102,17 +101,17 @@ impl ColumnMaxima {
         }
     }
 
+    /// `out` and `at`: the maxima of `plane`'s windows and their positions, row by row.
     #[inline(always)]
     fn pool_plane(
         &mut self,
         plane: &[f32],
-        [_, width]: [usize; 2],
+        size: [usize; 2],
         window: PoolWindow,
-        out: &mut [f32],
-        at: &mut [i32],
+        (out, at): (&mut [f32], &mut [i32]),
     ) {
-        let wo = window.pooled_size([window.size[0], width])[1];
-        let rows = out.len() / wo;
+        let width = size[1];
+        let [rows, wo] = window.pooled_size(size);
         for oh in 0..rows {
             let top = oh * window.stride[0];
             let columns = oh * self.row..oh * self.row + width;
@@ -142,12 +141,7 @@ impl ColumnMaxima {
                 let (max, max_at) = (&self.max[oh * self.row..], &self.at[oh * self.row..]);
                 for ow in 0..wo {
                     let left = ow * window.stride[1];
-                    let (mut best, mut best_at) = (max[left], max_at[left]);
-                    for x in left + 1..left + window.size[1] {
-                        let take = takes_over(max[x], best);
-                        best = if take { max[x] } else { best };
-                        best_at = if take { max_at[x] } else { best_at };
-                    }
+                    let (best, best_at) = best_column(max, max_at, left, window.size[1]);
                     out[oh * wo + ow] = best;
                     at[oh * wo + ow] = best_at;
                 }
@@ -172,19 +166,10 @@ impl ColumnMaxima {
         let (max, max_at) = (&self.max[..2 * n + 1], &self.at[..2 * n + 1]);
         let (pooled, pooled_at) = (&mut self.pooled[..n], &mut self.pooled_at[..n]);
         for i in 0..n {
-            let (mut best, mut best_at) = (max[2 * i], max_at[2 * i]);
-            for x in 2 * i + 1..2 * i + KERNEL {
-                let take = takes_over(max[x], best);
-                best = if take { max[x] } else { best };
-                best_at = if take { max_at[x] } else { best_at };
-            }
-            pooled[i] = best;
-            pooled_at[i] = best_at;
+            (pooled[i], pooled_at[i]) = best_column(max, max_at, 2 * i, KERNEL);
         }
     }
-}
 
-impl ColumnMaxima {
     /// [`ColumnMaxima::pool_pairs`] 16 windows an iteration: the even and odd columns of 32
     /// split by two permutes (the compiler leaves a stride-2 loop scalar, with branches).
     ///
@@ -244,6 +229,19 @@ impl ColumnMaxima {
             }
         }
     }
+}
+
+/// The best of the `width` column maxima from `left` on, and its position: a tie goes to the
+/// leftmost column.
+#[inline(always)]
+fn best_column(max: &[f32], at: &[i32], left: usize, width: usize) -> (f32, i32) {
+    let (mut best, mut best_at) = (max[left], at[left]);
+    for x in left + 1..left + width {
+        let take = takes_over(max[x], best);
+        best = if take { max[x] } else { best };
+        best_at = if take { at[x] } else { best_at };
+    }
+    (best, best_at)
 }
 
 /// `max`/`at`: the maxima of `plane`'s `rows`, column by column, and their positions: a tie goes
